@@ -1,0 +1,1 @@
+"""Accounts, two-factor authentication and habilitations."""

@@ -1,0 +1,1 @@
+"""Ingest: serial readers, MQTT client, validation, dedup, quarantine."""

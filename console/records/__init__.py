@@ -1,0 +1,1 @@
+"""Authenticated, tamper-evident records in SQLite."""

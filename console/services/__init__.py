@@ -1,0 +1,1 @@
+"""The one service API every caller (TUI, CLI, hub) goes through."""

@@ -1,0 +1,3 @@
+"""Replayable scenarios (TOML) with expectations, for testers."""
+
+__all__: list[str] = []
