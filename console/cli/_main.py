@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "firmware_sim.cli",
     "console.cli.triage",
     "console.cli.records",
+    "console.cli.users",
     "console.cli.bench",
 )
 

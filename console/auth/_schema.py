@@ -1,0 +1,6 @@
+"""SQLite migrations for accounts and authentication, applied by the records store.
+
+``MIGRATIONS`` is an ordered list of ``(name, sql_script)``; names never change once shipped.
+"""
+
+MIGRATIONS: list[tuple[str, str]] = []

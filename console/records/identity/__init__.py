@@ -1,0 +1,1 @@
+"""Patient identities, field encryption, signed records, retention and rights."""
