@@ -1,0 +1,183 @@
+"""What a decoder yields: decoded messages and error records, and the codec interfaces.
+
+Errors are data (protocols.md): a decoder never raises on bytes it receives; it yields a
+:class:`DecodeError` carrying a short reason code, the absolute byte offset of the bad
+frame in the input and its raw bytes, then resynchronises on the next frame boundary.
+Keeping both kinds as plain slotted dataclasses (not pydantic models) is deliberate: a
+decoder produces tens of thousands of them per second and validation happens on the
+bytes, not on the objects built from them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+#: Value types a decoded measurement carries (``rr_ms`` is the only list).
+Value = float | int | list[float] | None
+
+#: The reason codes of protocols.md 1.3, plus ``truncated`` for a frame cut by the end of
+#: the stream.
+REASONS: Final[frozenset[str]] = frozenset(
+    {"crc", "cobs", "length", "version", "type", "payload", "sync", "truncated"}
+)
+
+#: At most this many raw bytes are kept in an error record: an error about a 10 MB run
+#: of garbage must not hold 10 MB (the decoder's buffer is bounded, so are its errors).
+RAW_CAP: Final[int] = 512
+
+#: Keys of the JSON line that extras may not override.
+_RESERVED_KEYS: Final[frozenset[str]] = frozenset(
+    {"kind", "values", "offset", "seq", "device_time", "error", "detail", "raw"}
+)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """One decoded message.
+
+    Attributes:
+        kind: ``spo2``, ``bp``, ``temperature``, ``heart_rate``, ``glucose``, ``weight``,
+            ``status`` or ``hello``.
+        values: Contract value keys (``spo2_pct``, ``pulse_bpm`` …). A key whose field is
+            in the message but unavailable (dashes, 127/511, an IEEE-11073 NaN) is present
+            with ``None``; a field the message does not carry is absent. The difference
+            matters to a clinician: "sensor says no reading" is not "device cannot measure".
+        offset: Absolute byte offset of the message's first byte in the input stream.
+        raw: The message's bytes as received (for sbf1, the COBS bytes and their 0x00).
+        seq: sbf1 frame sequence number; ``None`` for formats without one.
+        device_time: sbf1 device clock (Unix seconds); ``None`` when the device's clock is
+            not set (wire value 0) or the format has no clock field.
+        extra: Format-specific details (flags, status and alarm bits by name, model,
+            serial…), written as further keys of the JSON line.
+    """
+
+    kind: str
+    values: dict[str, Value]
+    offset: int
+    raw: bytes
+    seq: int | None = None
+    device_time: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's JSON line as a dict (``json.dumps`` it on one line).
+
+        sbf1 lines (those with a ``seq``) always carry ``seq`` and ``device_time``, the
+        latter ``null`` when the device clock is not set.
+        """
+        out: dict[str, Any] = {"kind": self.kind, "values": self.values, "offset": self.offset}
+        if self.seq is not None:
+            out["seq"] = self.seq
+            out["device_time"] = self.device_time
+        for key, value in self.extra.items():
+            if key not in _RESERVED_KEYS:
+                out[key] = value
+        return out
+
+
+@dataclass(slots=True)
+class DecodeError:
+    """A frame (or run of bytes) that could not be decoded: quarantined, never dropped.
+
+    Attributes:
+        reason: One of :data:`REASONS`.
+        offset: Absolute byte offset of the bad frame's first byte in the input.
+        raw: The bad bytes as received, at most :data:`RAW_CAP` of them.
+        detail: One human sentence saying what was wrong, for the quarantine view.
+    """
+
+    reason: str
+    offset: int
+    raw: bytes
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's error line: ``error`` and ``offset``, plus ``detail`` and ``raw`` hex.
+
+        ``raw`` lets ``samu protocols encode`` replay the exact bad bytes, so a capture
+        survives a decode → encode round trip, errors included.
+        """
+        return {
+            "error": self.reason,
+            "offset": self.offset,
+            "detail": self.detail,
+            "raw": self.raw.hex(),
+        }
+
+
+Item = Decoded | DecodeError
+
+
+class EncodeError(ValueError):
+    """A record cannot be encoded in this format (missing or out-of-range field)."""
+
+
+class StreamDecoder(ABC):
+    """Streaming decoder: bytes in any chunking in, decoded items and errors out.
+
+    Contract (protocols.md): never raises on data; output does not depend on how the
+    input was split into chunks; memory stays bounded whatever the input (at most
+    ``max_buffer`` bytes are held while waiting for a frame boundary).
+    """
+
+    #: Absolute offset of the next byte :meth:`feed` will receive.
+    position: int
+
+    @abstractmethod
+    def feed(self, chunk: bytes | bytearray | memoryview) -> list[Item]:
+        """Consume ``chunk``; return every item completed by it, in stream order."""
+
+    @abstractmethod
+    def flush(self) -> list[Item]:
+        """End of stream: report a pending partial frame as ``truncated``, reset state."""
+
+    def decode_all(self, data: bytes | bytearray | memoryview) -> list[Item]:
+        """Feed ``data`` as one chunk and flush: convenient for files and tests."""
+        return self.feed(data) + self.flush()
+
+
+class Codec(ABC):
+    """One serial format: a decoder factory and an encoder sharing one description."""
+
+    #: Format name as used by ``--format`` and hardware profiles.
+    name: str
+    #: Default bound on bytes held while waiting for a frame boundary.
+    default_max_buffer: int
+
+    @abstractmethod
+    def decoder(self, max_buffer: int | None = None) -> StreamDecoder:
+        """A fresh streaming decoder (decoders are stateful; one per stream)."""
+
+    @abstractmethod
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """Wire bytes for one record shaped like a decoded JSON line.
+
+        Raises:
+            EncodeError: the record is not encodable in this format.
+        """
+
+    def decode(self, data: bytes | bytearray | memoryview) -> list[Item]:
+        """Decode a complete byte string (decoder + flush)."""
+        return self.decoder().decode_all(data)
+
+    def encode_error_line(self, record: Mapping[str, Any]) -> bytes:
+        """Replay an error line's ``raw`` hex: lets captures with bad frames round-trip."""
+        raw = record.get("raw")
+        if not isinstance(raw, str):
+            raise EncodeError("an error line can only be re-encoded from its 'raw' hex bytes")
+        try:
+            return bytes.fromhex(raw)
+        except ValueError as exc:
+            raise EncodeError(f"'raw' is not hex: {exc}") from None
+
+
+def check_max_buffer(max_buffer: int | None, default: int, minimum: int) -> int:
+    """Resolve a decoder's buffer bound; too small a bound would reject valid frames."""
+    if max_buffer is None:
+        return default
+    if max_buffer < minimum:
+        raise ValueError(f"max_buffer must be at least {minimum} bytes, got {max_buffer}")
+    return max_buffer
