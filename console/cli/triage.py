@@ -1,11 +1,193 @@
-"""``samu triage``: placeholder until its issue lands; registers nothing yet."""
+"""``samu triage score|bench``: the triage engine from the command line.
+
+``score`` follows the contract of design note triage.md: CSV in (file or ``-`` for
+stdin), CSV out (stdout, or ``-o`` written to a temporary file and renamed into place so
+an interrupted run never leaves half a file), exit 0 when every row scored, 1 when any
+row was bad (its reasons start with ``error:``), 2 on a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from console.triage import Policy
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    """Add this group's subcommands (none yet)."""
+    """Add ``samu triage score`` and ``samu triage bench``."""
+    triage = sub.add_parser(
+        "triage",
+        parents=[common],
+        help="score vital signs: NEWS2, qSOFA, shock index -> priority P0-P3",
+        description="Vectorised triage (NEWS2 RCP 2017, qSOFA, shock index) per policy v1.",
+    )
+    commands = triage.add_subparsers(dest="triage_command", metavar="COMMAND", required=True)
+
+    score = commands.add_parser(
+        "score",
+        parents=[common],
+        help="score a CSV of vital signs",
+        description=(
+            "Input columns: id, resp_rate, spo2, spo2_scale (1|2), on_oxygen (0|1), "
+            "systolic_bp, heart_rate, consciousness (A|C|V|P|U), temperature; an empty "
+            "cell is missing. Output columns: id, news2, news2_complete, news2_risk, qsofa, "
+            "shock_index, priority, reasons. Exit 0 ok, 1 when any row was bad "
+            "(reasons start with 'error:'), 2 on a usage error."
+        ),
+    )
+    score.add_argument("input", metavar="INPUT.csv", help="CSV file to score ('-' reads stdin)")
+    score.add_argument(
+        "-o", "--output", metavar="OUTPUT.csv", help="write the result here (default: stdout)"
+    )
+    score.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="triage policy TOML (default: the shipped policy_v1.toml)",
+    )
+    score.add_argument(
+        "--chunk-rows",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="rows scored per chunk; memory is bounded by it (default: 32768)",
+    )
+    score.set_defaults(handler=_score)
+
+    bench = commands.add_parser(
+        "bench",
+        parents=[common],
+        help="benchmark the numpy engine against the oracle and the copy roofline",
+        description="Prints one JSON object (rows/s, speed-up vs oracle, roofline fraction).",
+    )
+    bench.add_argument(
+        "--rows", type=_positive, default=1_000_000, help="rows scored (default: 1000000)"
+    )
+    bench.add_argument(
+        "--oracle-rows",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="rows given to the slow plain-Python oracle (default: min(rows, 50000))",
+    )
+    bench.add_argument("--seed", type=int, default=2017, help="data generator seed")
+    bench.set_defaults(handler=_bench)
+
+
+def _load_policy(path: str | None) -> Policy:
+    from pydantic import ValidationError
+
+    from console.triage import load_policy
+
+    try:
+        return load_policy(path)
+    except FileNotFoundError:
+        raise UsageError(f"policy file not found: {path}") from None
+    except (ValueError, ValidationError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise UsageError(f"invalid policy {path}: {exc}") from exc
+
+
+@contextmanager
+def _input(name: str) -> Iterator[TextIO]:
+    if name == "-":
+        stream = io.TextIOWrapper(
+            sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+        try:
+            yield stream
+        finally:
+            stream.detach()
+        return
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"input is a directory, not a CSV file: {name}")
+    if not path.is_file():
+        raise UsageError(f"input file not found: {name}")
+    try:
+        fh = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from exc
+    with fh:
+        yield fh
+
+
+@contextmanager
+def _output(name: str | None) -> Iterator[TextIO]:
+    """stdout, or a temporary file beside ``name`` renamed over it on success only."""
+    if name is None:
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:  # stdout replaced by a text-only object (tests capturing it)
+            yield sys.stdout
+            return
+        stream = io.TextIOWrapper(buffer, encoding="utf-8", errors="surrogateescape", newline="")
+        try:
+            yield stream
+        finally:
+            stream.flush()
+            stream.detach()
+        return
+    target = Path(name)
+    if not target.parent.is_dir():
+        raise UsageError(f"output directory does not exist: {target.parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write in {target.parent}: {exc.strerror}") from exc
+    try:
+        with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _score(args: argparse.Namespace) -> int:
+    from console.triage import CsvInputError, score_csv
+    from console.triage._csv import DEFAULT_CHUNK_ROWS
+
+    policy = _load_policy(args.policy)
+    try:
+        with _input(args.input) as src, _output(args.output) as dst:
+            report = score_csv(src, dst, policy, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS)
+    except CsvInputError as exc:
+        raise UsageError(f"{args.input}: {exc}") from exc
+    if report.bad_rows:
+        print(
+            f"samu triage score: {report.bad_rows} of {report.rows} row(s) could not be scored "
+            "(reasons start with 'error:')",
+            file=sys.stderr,
+        )
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from console.triage.bench import run
+
+    result = run(rows=args.rows, oracle_rows=args.oracle_rows, seed=args.seed)
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+    return EXIT_OK
