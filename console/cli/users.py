@@ -1,9 +1,429 @@
-"""``samu users|retention|rights``: placeholder until the records issue lands."""
+"""``samu users|retention|rights``: accounts, retention and patients' rights.
+
+These commands run as the *local operator* — whoever holds the database file and its
+master key — and every action is audited with actor ``local:<os-user>``
+(records-security.md). The first admin account is created this way.
+
+Passwords are never command-line arguments (they would land in shell history and
+``ps``): ``users add`` asks twice at a hidden prompt, or reads ``SAMU_PASSWORD`` for
+automation. Nothing secret is printed except, at enrolment, the otpauth URI and its
+QR code — showing them once is the point.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+
+_ROLES = ("regulateur", "arm", "ide_ehpad", "auditeur", "admin")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add this group's subcommands (none yet)."""
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add the ``users``, ``retention`` and ``rights`` command groups."""
+    users = sub.add_parser(
+        "users", parents=[common], help="manage accounts (local operator, audited)"
+    )
+    usub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+
+    add = usub.add_parser(
+        "add",
+        parents=[common],
+        help="create an account and print its TOTP enrolment (URI + QR code)",
+        description="Create an account. The password is asked twice at a hidden prompt, "
+        "or read from SAMU_PASSWORD; it is never an argument.",
+    )
+    add.add_argument("user_id", metavar="ID", help="unique user id (one per person)")
+    add.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        required=True,
+        choices=_ROLES,
+        help="a role held (repeat for several)",
+    )
+    add.add_argument("--site", help="EHPAD site of an ide_ehpad (own residents only)")
+    add.set_defaults(handler=_users_add)
+
+    lst = usub.add_parser("list", parents=[common], help="list accounts (no secrets)")
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    lst.set_defaults(handler=_users_list)
+
+    dis = usub.add_parser(
+        "disable", parents=[common], help="disable an account and end its sessions"
+    )
+    dis.add_argument("user_id", metavar="ID")
+    dis.set_defaults(handler=_users_disable)
+
+    ena = usub.add_parser("enable", parents=[common], help="re-enable a disabled account")
+    ena.add_argument("user_id", metavar="ID")
+    ena.set_defaults(handler=_users_enable)
+
+    rt = usub.add_parser(
+        "reset-totp",
+        parents=[common],
+        help="give an account a new TOTP secret (prints the new enrolment)",
+    )
+    rt.add_argument("user_id", metavar="ID")
+    rt.set_defaults(handler=_users_reset_totp)
+
+    roles = usub.add_parser(
+        "roles", parents=[common], help="show, add or remove an account's roles"
+    )
+    roles.add_argument("user_id", metavar="ID")
+    roles.add_argument("--add", action="append", default=[], choices=_ROLES, metavar="ROLE")
+    roles.add_argument("--remove", action="append", default=[], choices=_ROLES, metavar="ROLE")
+    roles.set_defaults(handler=_users_roles)
+
+    retention = sub.add_parser(
+        "retention", parents=[common], help="apply the retention policy (crypto-shredding)"
+    )
+    rsub = retention.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
+    run = rsub.add_parser(
+        "run",
+        parents=[common],
+        help="erase patients whose retention ended (see --dry-run)",
+        description="Apply the retention policy: 20 years after the last contact, minors "
+        "at least to their 28th birthday, deceased 10 years after death, legal holds "
+        "suspend. Erasure is crypto-shredding (the patient's data key is deleted).",
+    )
+    run.add_argument("--dry-run", action="store_true", help="report only, erase nothing")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.set_defaults(handler=_retention_run)
+    hold = rsub.add_parser("hold", parents=[common], help="place a legal hold on a patient")
+    hold.add_argument("--patient", required=True, metavar="ID")
+    hold.add_argument("--reason", required=True)
+    hold.set_defaults(handler=_retention_hold)
+    release = rsub.add_parser("release", parents=[common], help="lift a legal hold")
+    release.add_argument("hold_id", metavar="HOLD")
+    release.set_defaults(handler=_retention_release)
+
+    rights = sub.add_parser("rights", parents=[common], help="patients' rights (access export)")
+    gsub = rights.add_subparsers(dest="rights_command", metavar="ACTION", required=True)
+    export = gsub.add_parser(
+        "export",
+        parents=[common],
+        help="everything held on a patient, and who accessed it (JSON)",
+    )
+    export.add_argument("--patient", required=True, metavar="ID")
+    export.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE (mode 0600)"
+    )
+    export.set_defaults(handler=_rights_export)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from console.settings import load_settings
+
+    try:
+        return load_settings(getattr(args, "config", None))
+    except (FileNotFoundError, ValidationError, ValueError) as exc:
+        raise UsageError(f"configuration: {exc}") from exc
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    db = getattr(args, "db", None)
+    return Path(db) if db else Path(_settings(args).db)
+
+
+@contextmanager
+def _services(args: argparse.Namespace, *, create: bool = False) -> Iterator[Any]:
+    """Open the store, load the master key, and yield the services as a namespace."""
+    from console.auth import AccountService, LocalOperator
+    from console.records import Store, StoreError, load_master_key
+    from console.records.identity import (
+        CryptoError,
+        PatientService,
+        RetentionRunner,
+        RightsService,
+    )
+
+    path = _db_path(args)
+    if not create and not path.exists():
+        raise UsageError(f"database not found: {path}")
+    configured = _settings(args).checkpoint_dir if getattr(args, "config", None) else None
+    try:
+        # A short-lived command: no background checkpoint timer (close() checkpoints).
+        store = Store.open(path, checkpoint_dir=configured, background_checkpoints=False)
+    except StoreError as exc:
+        raise UsageError(f"cannot open {path}: {exc}") from exc
+    try:
+        bound = store.db.execute("SELECT 1 FROM identity_keyring WHERE id = 1").fetchone()
+        try:
+            key = load_master_key(path, create=bound is None)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from exc
+        try:
+            accounts = AccountService(store, key)
+            patients = PatientService(accounts, key)
+        except CryptoError as exc:
+            raise UsageError(str(exc)) from exc
+        yield argparse.Namespace(
+            store=store,
+            accounts=accounts,
+            patients=patients,
+            retention=RetentionRunner(patients),
+            rights=RightsService(patients),
+            operator=LocalOperator.current(),
+        )
+    finally:
+        store.close()
+
+
+def _read_new_password() -> str:
+    env = os.environ.get("SAMU_PASSWORD")
+    if env is not None:
+        return env
+    import getpass
+
+    try:
+        first = getpass.getpass("Password (at least 12 characters): ")
+        second = getpass.getpass("Password again: ")
+    except EOFError:
+        raise UsageError(
+            "no password given: type it at the prompt, or set SAMU_PASSWORD for automation"
+        ) from None
+    if first != second:
+        raise UsageError("the two passwords differ; nothing was created")
+    return first
+
+
+def _print_enrolment(enrolment: Any) -> None:
+    import segno
+
+    print(f"TOTP enrolment for {enrolment.user_id}: scan the QR code with an authenticator app")
+    print("(or enter this URI); it is shown only now:")
+    print(enrolment.otpauth_uri)
+    segno.make(enrolment.otpauth_uri, error="m").terminal(out=sys.stdout, compact=True)
+
+
+def _account_errors() -> tuple[type[Exception], ...]:
+    from console.auth import AccountError, PasswordPolicyError
+
+    return (AccountError, PasswordPolicyError)
+
+
+# --------------------------------------------------------------------------- users
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    from console.auth import PasswordPolicyError, check_password_policy, validate_user_id
+
+    errors = _account_errors()
+    try:
+        uid = validate_user_id(args.user_id)
+    except errors as exc:
+        raise UsageError(str(exc)) from exc
+    password = _read_new_password()
+    try:
+        check_password_policy(uid, password)  # before creating any file
+    except PasswordPolicyError as exc:
+        raise UsageError(str(exc)) from exc
+    with _services(args, create=True) as s:
+        try:
+            enrolment = s.accounts.create_user(
+                s.operator, uid, args.roles, password, site=args.site
+            )
+        except errors as exc:
+            raise UsageError(str(exc)) from exc
+    roles = ", ".join(sorted(set(args.roles)))
+    site = f", site {args.site}" if args.site else ""
+    print(f"created account {uid} (roles: {roles}{site})")
+    _print_enrolment(enrolment)
+    return EXIT_OK
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        accounts = s.accounts.list_users(s.operator)
+    if args.json:
+        for a in accounts:
+            print(
+                json.dumps(
+                    {
+                        "user_id": a.user_id,
+                        "roles": sorted(r.value for r in a.roles),
+                        "site": a.site,
+                        "disabled": a.disabled,
+                        "totp_enrolled": a.totp_enrolled,
+                        "created_at": a.created_at,
+                        "key_id": a.key_id,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return EXIT_OK
+    if not accounts:
+        print("no accounts")
+        return EXIT_OK
+    rows = [("ID", "ROLES", "SITE", "STATUS", "TOTP", "SIGNING KEY")]
+    for a in accounts:
+        rows.append(
+            (
+                a.user_id,
+                ",".join(sorted(r.value for r in a.roles)),
+                a.site or "-",
+                "disabled" if a.disabled else "active",
+                "enrolled" if a.totp_enrolled else "none",
+                (a.key_id or "-")[:16],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        try:
+            changed = s.accounts.disable_user(s.operator, args.user_id)
+        except _account_errors() as exc:
+            raise UsageError(str(exc)) from exc
+    print(f"account {args.user_id.strip().lower()} {'disabled' if changed else 'already disabled'}")
+    return EXIT_OK
+
+
+def _users_enable(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        try:
+            changed = s.accounts.enable_user(s.operator, args.user_id)
+        except _account_errors() as exc:
+            raise UsageError(str(exc)) from exc
+    print(f"account {args.user_id.strip().lower()} {'enabled' if changed else 'already enabled'}")
+    return EXIT_OK
+
+
+def _users_reset_totp(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        try:
+            enrolment = s.accounts.reset_totp(s.operator, args.user_id)
+        except _account_errors() as exc:
+            raise UsageError(str(exc)) from exc
+    print(f"new TOTP secret for {enrolment.user_id}; the old one no longer works")
+    _print_enrolment(enrolment)
+    return EXIT_OK
+
+
+def _users_roles(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        try:
+            if args.add or args.remove:
+                roles = s.accounts.set_roles(
+                    s.operator, args.user_id, add=args.add, remove=args.remove
+                )
+            else:
+                roles = s.accounts.roles(args.user_id)
+        except _account_errors() as exc:
+            raise UsageError(str(exc)) from exc
+    print(f"{args.user_id.strip().lower()}: {', '.join(sorted(r.value for r in roles))}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        report = s.retention.run(s.operator, dry_run=args.dry_run)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "date": report.today.isoformat(),
+                    "dry_run": report.dry_run,
+                    "summary": report.summary(),
+                    "decisions": [
+                        {
+                            "patient": d.patient_id,
+                            "action": d.action,
+                            "retention_end": d.retention_end.isoformat()
+                            if d.retention_end
+                            else None,
+                            "reason": d.reason,
+                        }
+                        for d in report.decisions
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        verb = "would erase" if report.dry_run else "erased"
+        for d in report.decisions:
+            if d.action == "shred":
+                print(f"{verb} {d.patient_id}: {d.reason}")
+            elif d.action == "held":
+                print(f"kept {d.patient_id}: {d.reason}")
+            elif d.action == "error":
+                print(f"error {d.patient_id}: {d.reason}", file=sys.stderr)
+        c = report.summary()
+        mode = " (dry run: nothing erased)" if report.dry_run else ""
+        print(
+            f"retention {report.today.isoformat()}{mode}: {len(report.decisions)} patient(s); "
+            f"{c['shred']} {verb}, {c['keep']} within retention, {c['held']} under legal hold, "
+            f"{c['shredded']} erased earlier, {c['error']} error(s)"
+        )
+    return EXIT_CHECK_FAILED if report.errors else EXIT_OK
+
+
+def _retention_hold(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        try:
+            hold_id = s.retention.place_hold(s.operator, args.patient, args.reason)
+        except (KeyError, ValueError) as exc:
+            raise UsageError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    print(f"legal hold {hold_id} placed on {args.patient}")
+    return EXIT_OK
+
+
+def _retention_release(args: argparse.Namespace) -> int:
+    with _services(args) as s:
+        try:
+            s.retention.release_hold(s.operator, args.hold_id)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from exc
+    print(f"legal hold {args.hold_id} released")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- rights
+
+
+def _rights_export(args: argparse.Namespace) -> int:
+    from console.records.identity import UnknownPatientError
+
+    with _services(args) as s:
+        try:
+            document = s.rights.export(s.operator, args.patient)
+        except UnknownPatientError as exc:
+            raise UsageError(str(exc)) from exc
+    text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    out: Path = args.output
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from exc
+    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to an existing file
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    print(f"rights export of {args.patient} written to {out}", file=sys.stderr)
+    return EXIT_OK

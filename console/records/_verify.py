@@ -1,0 +1,768 @@
+"""``samu audit verify``: is the trail intact, and if not, where and how was it damaged?
+
+Contract (records-security.md): open the database read-only, run SQLite's integrity
+check, verify sequence continuity, every leaf and chain hash, every checkpoint signature
+and Merkle root, and that no outside checkpoint is newer than the log. Exit 0 intact;
+1 with the first bad sequence number and one damage kind; 2 unusable.
+
+Damage kinds and how each is recognised (rows are read in ``seq`` order):
+
+``edited``
+    a row whose columns differ from its canonical bytes, whose leaf hash is not the hash
+    of its canonical bytes, or whose chain hash does not follow the previous row; also a
+    row whose ``seq`` column was changed (its event then sits at another position while
+    its own position is empty), and a validly signed *inside* checkpoint whose root or
+    chain head no longer matches rows that otherwise verify (rows rewritten with
+    recomputed hashes). Reported at the first position not vouched for.
+``deleted``
+    a gap in ``seq`` (rows after it remain), or rows renumbered to close such a gap
+    (their canonical bytes name the next position while the missing event is nowhere).
+``reordered``
+    a row holding another position's event (its canonical ``seq`` differs, its leaf
+    hash matches its bytes) while that position holds this row's event — two rows'
+    contents exchanged, ``seq`` kept.
+``truncated``
+    a checkpoint stored *in the database* covers more events than remain: tail rows
+    were deleted.
+``rolled back``
+    an *outside* checkpoint (checkpoint directory) covers more events than the log, or
+    its root/chain head does not match the log, while the database's own checkpoints
+    agree with it: an older copy of the whole file was put back.
+``bad signature``
+    a checkpoint (inside or outside) whose Ed25519 signature does not verify under a
+    trusted installation key, or whose stored columns differ from its signed statement;
+    reported at its tree size.
+
+When several are found, the first by sequence number wins; at the same position the
+order above decides. A checkpoint disagreement at or after a damaged row is a
+consequence of that row and is not reported separately.
+
+Protective triggers: a missing or altered trigger is reported (``missing_triggers``)
+and makes the result "damaged" (exit 1) even when every row verifies — the protection
+is gone, which a trail is not supposed to survive unnoticed — but it is not one of the
+six kinds: the tamper, if any, is the row damage that follows and is what the verdict
+names. With intact rows the verdict reads ``damaged: protective triggers missing …``.
+
+Why verify does not append an audit event: it is the local operator's integrity check
+of the file, opened read-only so that checking a copy (or evidence) never changes it;
+it reads hashes, not health data. ``samu audit export``, which hands the trail's
+content out, is audited.
+
+Read-only without side effects: when no ``-wal``/``-journal`` file sits beside the
+database (no writer has it open and nothing is pending), it is opened with
+``immutable=1`` so that SQLite creates no ``-shm``/``-wal`` files; otherwise with
+``mode=ro`` so committed-but-not-checkpointed transactions are seen.
+
+Speed (1 M events in < 5 s): a single SQL pass per block rebuilds each row's canonical
+bytes from its columns (``printf``) and compares them in C; Python only hashes (leaf,
+chain, Merkle). Blocks of 2^16 events are spread over processes when there are many;
+blocks start at multiples of 2^16 so their Merkle subtrees combine into the roots of
+every checkpoint without a second pass. A block that finds anything suspicious stops,
+and a slower sequential diagnosis (exact JSON comparison) classifies the damage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from console.records._audit import EVENT_KEYS, ZERO_CHAIN, canonical_json
+from console.records._checkpoint import (
+    Checkpoint,
+    canonical_bytes,
+    checkpoint_dir_for,
+    installation_key_path,
+    public_key_of_file,
+    read_outside,
+    verify_signature,
+)
+from console.records._merkle import EMPTY_ROOT, MerkleLevels, fold
+from console.records._migrate import missing_triggers
+from console.records._schema import AUDIT_TRIGGERS
+
+KINDS: tuple[str, ...] = (
+    "edited",
+    "deleted",
+    "reordered",
+    "truncated",
+    "rolled back",
+    "bad signature",
+)
+_PRIORITY = {kind: i for i, kind in enumerate(KINDS)}
+
+BLOCK_BITS = 16
+BLOCK = 1 << BLOCK_BITS
+#: Below this many events one process is faster than forking workers.
+PARALLEL_MIN_EVENTS = 150_000
+
+_sha256 = hashlib.sha256
+
+# The canonical bytes rebuilt from the columns, compared in SQLite. Sound when it says
+# "equal": with no backslash in the canonical bytes no value needed escaping, and with
+# no double quote in any string column no column can absorb its neighbour's boundary
+# (``detail`` is bounded by the template's quoted keys on both sides), so equal bytes
+# imply every column equals its canonical field. Rows failing it (e.g. a legitimate
+# quote in a break-glass reason) get the exact JSON comparison in Python.
+_FAST_FLAG = """(
+  canonical = CAST(printf(
+    '{"action":"%s","actor":"%s","detail":%s,"object":"%s","outcome":"%s",'
+    || '"purpose":"%s","role":"%s","seq":%d,"terminal":"%s","time":"%s"}',
+    action, actor, detail, object, outcome, purpose, role, seq, terminal, time) AS BLOB)
+  AND instr(canonical, x'5c') = 0
+  AND instr(action, '"') + instr(actor, '"') + instr(object, '"') + instr(outcome, '"')
+    + instr(purpose, '"') + instr(role, '"') + instr(terminal, '"') + instr(time, '"') = 0
+)"""
+
+# Built from constants only (no input reaches these strings).
+_ROWS_SQL = (
+    f"SELECT seq, {_FAST_FLAG}, canonical, leaf_hash, chain_hash FROM audit_events "  # noqa: S608
+    "WHERE seq > ? AND seq <= ? ORDER BY seq"
+)
+_ALL_ROWS_SQL = (
+    f"SELECT seq, {_FAST_FLAG}, canonical, leaf_hash, chain_hash FROM audit_events "  # noqa: S608
+    "ORDER BY seq"
+)
+_COLUMNS = ("time", "actor", "role", "terminal", "action", "object", "purpose", "outcome")
+_COLUMNS_SQL = (
+    "SELECT "  # noqa: S608 - column names are the constants above
+    + ", ".join(f"CAST({c} AS BLOB)" for c in (*_COLUMNS, "detail"))
+    + " FROM audit_events WHERE seq = ?"
+)
+
+
+def readonly_uri(path: Path) -> str:
+    """SQLite URI opening ``path`` read-only, ``immutable`` when nothing is pending."""
+    pending = any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-journal"))
+    params = "mode=ro" if pending else "mode=ro&immutable=1"
+    return f"file:{quote(str(Path(path).resolve()))}?{params}"
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One finding: a kind among :data:`KINDS`, the first bad ``seq`` and a human detail."""
+
+    kind: str
+    seq: int | None
+    detail: str
+
+    def sort_key(self) -> tuple[int, int, int]:
+        return (self.seq is None, self.seq or 0, _PRIORITY[self.kind])
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of a verification, printable as one verdict line or as JSON."""
+
+    db: str
+    status: str = "intact"  # intact | damaged | unusable
+    error: str | None = None
+    events: int = 0
+    chain_head: str | None = None
+    checkpoints: int = 0
+    outside_checkpoints: int = 0
+    checkpoint_dir: str | None = None
+    integrity: str = "ok"
+    missing_triggers: list[str] = field(default_factory=list)
+    damages: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def first(self) -> Damage | None:
+        return min(self.damages, key=Damage.sort_key) if self.damages else None
+
+    @property
+    def exit_code(self) -> int:
+        return {"intact": 0, "damaged": 1}.get(self.status, 2)
+
+    def verdict(self) -> str:
+        """One stable line: ``intact: …`` / ``damaged: <kind> at seq <n>`` / ``unusable: …``."""
+        if self.status == "unusable":
+            return f"unusable: {self.error}"
+        first = self.first
+        if first is not None:
+            where = f" at seq {first.seq}" if first.seq is not None else ""
+            return f"damaged: {first.kind}{where}"
+        if self.missing_triggers:
+            return (
+                "damaged: protective triggers missing ("
+                + ", ".join(self.missing_triggers)
+                + "); rows verify"
+            )
+        return (
+            f"intact: {self.events} events, {self.checkpoints} checkpoints and "
+            f"{self.outside_checkpoints} outside checkpoints verified"
+        )
+
+    def details(self) -> list[str]:
+        """Explanatory lines printed after the verdict."""
+        lines = []
+        first = self.first
+        if first is not None:
+            lines.append(f"detail: {first.detail}")
+        if self.missing_triggers:
+            lines.append("protective triggers missing: " + ", ".join(self.missing_triggers))
+        if self.integrity != "ok":
+            lines.append(f"integrity_check: {self.integrity}")
+        others = sorted(self.damages, key=Damage.sort_key)[1:]
+        for damage in others[:20]:
+            where = f" at seq {damage.seq}" if damage.seq is not None else ""
+            lines.append(f"also: {damage.kind}{where}: {damage.detail}")
+        if len(others) > 20:
+            lines.append(f"also: {len(others) - 20} more findings")
+        if self.chain_head:
+            lines.append(f"chain head: {self.chain_head}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        first = self.first
+        return {
+            "status": self.status,
+            "verdict": self.verdict(),
+            "kind": first.kind if first else None,
+            "seq": first.seq if first else None,
+            "detail": first.detail if first else self.error,
+            "db": self.db,
+            "events": self.events,
+            "chain_head": self.chain_head,
+            "checkpoints": self.checkpoints,
+            "outside_checkpoints": self.outside_checkpoints,
+            "checkpoint_dir": self.checkpoint_dir,
+            "integrity": self.integrity,
+            "missing_triggers": self.missing_triggers,
+            "damages": [
+                {"kind": d.kind, "seq": d.seq, "detail": d.detail}
+                for d in sorted(self.damages, key=Damage.sort_key)
+            ],
+            "notes": self.notes,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --- per-row checks ------------------------------------------------------------------------
+
+
+def _exact_check(
+    conn: sqlite3.Connection, seq: int, canonical: bytes
+) -> tuple[int | None, bool, str]:
+    """Exact comparison of a row with its canonical bytes: ``(canonical seq, columns ok, why)``.
+
+    ``canonical seq`` is ``None`` when the bytes are not a canonical event at all.
+    Columns are compared as raw bytes, so a flipped byte that breaks UTF-8 is an edit,
+    not a crash.
+    """
+    try:
+        obj = json.loads(canonical.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, False, "canonical bytes are not UTF-8 JSON"
+    if not isinstance(obj, dict) or tuple(sorted(obj)) != EVENT_KEYS:
+        return None, False, "canonical bytes do not hold an audit event"
+    cseq = obj["seq"]
+    if not isinstance(cseq, int) or isinstance(cseq, bool):
+        return None, False, "canonical seq is not an integer"
+    try:
+        if canonical_json(obj).encode("utf-8") != canonical:
+            return None, False, "canonical bytes are not in canonical form"
+        expected = [str(obj[c]).encode("utf-8") for c in _COLUMNS]
+        expected.append(canonical_json(obj["detail"]).encode("utf-8"))
+        if not all(isinstance(obj[c], str) for c in _COLUMNS) or not isinstance(
+            obj["detail"], dict
+        ):
+            return cseq, False, "canonical fields have the wrong types"
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return None, False, "canonical bytes do not hold an audit event"
+    row = conn.execute(_COLUMNS_SQL, (seq,)).fetchone()
+    if row is None:
+        return cseq, False, "row vanished during verification"
+    for name, got, want in zip((*_COLUMNS, "detail"), row, expected, strict=True):
+        if bytes(got) != want:
+            return cseq, False, f"column {name} differs from the canonical bytes"
+    return cseq, True, ""
+
+
+@dataclass
+class _BlockResult:
+    ok: bool
+    bad_seq: int | None = None
+    root: bytes | None = None
+    frontiers: dict[int, list[bytes]] = field(default_factory=dict)
+
+
+def _scan_block(task: tuple[str, int, int, tuple[int, ...]]) -> _BlockResult:
+    """Fast check of events ``lo+1 .. hi``; frontiers of the requested block prefixes."""
+    uri, lo, hi, sizes = task
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        if lo == 0:
+            prev = ZERO_CHAIN
+        else:
+            row = conn.execute(
+                "SELECT chain_hash FROM audit_events WHERE seq = ?", (lo,)
+            ).fetchone()
+            if row is None:
+                return _BlockResult(False, lo)
+            prev = bytes(row[0])
+        expected = lo
+        leaves: list[bytes] = []
+        append = leaves.append
+        sha = _sha256
+        for seq, ok, canonical, leaf, chain in conn.execute(_ROWS_SQL, (lo, hi)):
+            expected += 1
+            if seq != expected:
+                return _BlockResult(False, expected)
+            if not ok and not _exact_check(conn, seq, bytes(canonical))[1]:
+                return _BlockResult(False, seq)
+            if sha(b"\x00" + canonical).digest() != leaf or sha(prev + leaf).digest() != chain:
+                return _BlockResult(False, seq)
+            prev = chain
+            append(leaf)
+        if expected != hi:
+            return _BlockResult(False, expected + 1)
+    except sqlite3.Error:
+        return _BlockResult(False, lo + 1)
+    finally:
+        conn.close()
+    levels = MerkleLevels(leaves)
+    root = levels.levels[-1][0] if len(leaves) == BLOCK else None
+    return _BlockResult(True, None, root, {s: levels.prefix_frontier(s) for s in sizes})
+
+
+def _fast_scan(
+    uri: str, n: int, sizes: Sequence[int], workers: int, on_start: Any = None
+) -> dict[int, bytes] | None:
+    """Roots for ``sizes`` if every row verifies, else ``None`` (then diagnose)."""
+    tasks = []
+    for lo in range(0, n, BLOCK):
+        hi = min(lo + BLOCK, n)
+        wanted = tuple(sorted({s - lo for s in sizes if lo < s <= hi and s - lo != BLOCK}))
+        tasks.append((uri, lo, hi, wanted))
+    if workers > 1 and len(tasks) > 1:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(workers, len(tasks))) as pool:
+            pending = pool.map_async(_scan_block, tasks, chunksize=1)
+            if on_start is not None:
+                on_start()
+            results = pending.get()
+    else:
+        if on_start is not None:
+            on_start()
+        results = []
+        for task in tasks:
+            result = _scan_block(task)
+            results.append(result)
+            if not result.ok:
+                break
+    if not all(r.ok for r in results):
+        return None
+    block_roots = [r.root for r in results if r.root is not None]
+    top = MerkleLevels(list(block_roots))
+    roots: dict[int, bytes] = {}
+    for size in sizes:
+        full, rest = size >> BLOCK_BITS, size & (BLOCK - 1)
+        frontier = top.prefix_frontier(full) if full else []
+        if rest:
+            frontier = frontier + results[full].frontiers[rest]
+        roots[size] = fold(frontier)
+    return roots
+
+
+def _diagnose(conn: sqlite3.Connection) -> tuple[list[Damage], list[bytes]]:
+    """Classify every row problem; return the damages and the clean prefix's leaves."""
+    gaps: list[tuple[int, int]] = []
+    displaced: list[tuple[int, int]] = []
+    edited: list[tuple[int, str]] = []
+    at_own_place: set[int] = set()
+    moved_events: dict[int, int] = {}  # canonical seq -> row seq holding it elsewhere
+    leaves: list[bytes] = []
+    highest_event = 0
+    prev_seq = 0
+    prev_chain = ZERO_CHAIN
+    for seq, ok, raw_canonical, raw_leaf, raw_chain in conn.execute(_ALL_ROWS_SQL):
+        canonical, leaf, chain = bytes(raw_canonical), bytes(raw_leaf), bytes(raw_chain)
+        if seq > prev_seq + 1:
+            gaps.append((prev_seq + 1, seq - 1))
+        cseq, columns_ok, why = (seq, True, "") if ok else _exact_check(conn, seq, canonical)
+        if cseq is None:
+            edited.append((seq, why))
+        elif _sha256(b"\x00" + canonical).digest() != leaf:
+            edited.append((seq, "leaf_hash is not the hash of the canonical bytes"))
+        elif cseq != seq:
+            highest_event = max(highest_event, cseq)
+            displaced.append((seq, cseq))
+            moved_events[cseq] = seq
+        elif not columns_ok:
+            edited.append((seq, why))
+        else:
+            highest_event = max(highest_event, cseq)
+            at_own_place.add(seq)
+            if _sha256(prev_chain + leaf).digest() != chain:
+                edited.append((seq, "chain_hash does not follow the previous row"))
+        if seq >= 1:  # a row moved below 1 sorts first but follows nothing
+            prev_seq = seq
+            prev_chain = chain
+            leaves.append(leaf)
+
+    damages: list[Damage] = []
+    for first, last in gaps:
+        if first in moved_events:
+            damages.append(
+                Damage(
+                    "edited",
+                    first,
+                    f"event {first} sits at seq {moved_events[first]}: its seq column was changed",
+                )
+            )
+        else:
+            span = f"events {first}..{last} are" if last > first else f"event {first} is"
+            damages.append(Damage("deleted", first, f"{span} missing"))
+    for seq, cseq in displaced:
+        if seq in moved_events:
+            damages.append(
+                Damage(
+                    "reordered",
+                    seq,
+                    f"row {seq} holds event {cseq} and event {seq} sits at row {moved_events[seq]}",
+                )
+            )
+        elif cseq in at_own_place:
+            damages.append(
+                Damage("edited", seq, f"row {seq} was overwritten with a copy of event {cseq}")
+            )
+        elif 1 <= seq <= highest_event:
+            damages.append(
+                Damage("deleted", seq, f"event {seq} is missing and later rows were renumbered")
+            )
+        else:
+            damages.append(Damage("edited", cseq, f"event {cseq} was moved to seq {seq}"))
+    damages.extend(Damage("edited", seq, why) for seq, why in edited)
+    if damages:
+        first_bad = min(d.seq for d in damages if d.seq is not None)
+        leaves = leaves[: max(0, first_bad - 1)]
+    return damages, leaves
+
+
+# --- the whole verification ---------------------------------------------------------------
+
+
+def _auto_workers() -> int:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if threading.active_count() > 1:  # forking a threaded process is unsafe
+        return 1
+    return min(4, os.cpu_count() or 1)
+
+
+def verify_trail(
+    db_path: Path | str,
+    checkpoint_dir: Path | None = None,
+    *,
+    installation_key_file: Path | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify the audit trail of ``db_path`` (see the module docstring for the rules)."""
+    started = time.perf_counter()
+    path = Path(db_path)
+    report = VerifyReport(db=str(path))
+    try:
+        _verify(report, path, checkpoint_dir, installation_key_file, workers)
+    except _UnusableError as exc:
+        report.status = "unusable"
+        report.error = str(exc)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _UnusableError(Exception):
+    pass
+
+
+def _verify(
+    report: VerifyReport,
+    path: Path,
+    checkpoint_dir: Path | None,
+    installation_key_file: Path | None,
+    workers: int | None,
+) -> None:
+    if not path.exists():
+        raise _UnusableError(f"no such file: {path}")
+    if not path.is_file():
+        raise _UnusableError(f"not a file: {path}")
+    outside_dir = checkpoint_dir_for(path, checkpoint_dir)
+    report.checkpoint_dir = str(outside_dir)
+    # Outside files first: with a writer running, they can then only be older than what
+    # we read from the database afterwards.
+    outside_files = read_outside(outside_dir)
+    uri = readonly_uri(path)
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as exc:
+        raise _UnusableError(f"not a readable SQLite database: {path} ({exc})") from exc
+    try:
+        if "audit_events" not in tables:
+            raise _UnusableError(f"no audit_events table in {path}: not a samu database")
+        _verify_open(
+            report,
+            conn,
+            uri=uri,
+            tables=tables,
+            path=path,
+            outside_dir=outside_dir,
+            outside_files=outside_files,
+            installation_key_file=installation_key_file,
+            workers=workers,
+        )
+    except sqlite3.DatabaseError as exc:
+        raise _UnusableError(f"cannot read {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _verify_open(
+    report: VerifyReport,
+    conn: sqlite3.Connection,
+    *,
+    uri: str,
+    tables: set[str],
+    path: Path,
+    outside_dir: Path,
+    outside_files: list[Any],
+    installation_key_file: Path | None,
+    workers: int | None,
+) -> None:
+    damages = report.damages
+    conn.execute("BEGIN")  # one snapshot for the metadata
+    log_id = None
+    if "audit_log" in tables:
+        row = conn.execute("SELECT log_id FROM audit_log").fetchone()
+        log_id = None if row is None else str(row[0])
+    key_rows = (
+        conn.execute(
+            "SELECT key_id, public_key, endorsement FROM audit_keys ORDER BY id"
+        ).fetchall()
+        if "audit_keys" in tables
+        else []
+    )
+    cp_rows = (
+        conn.execute(
+            "SELECT id, tree_size, root, chain_head, time, key_id, statement, signature "
+            "FROM audit_checkpoints ORDER BY id"
+        ).fetchall()
+        if "audit_checkpoints" in tables
+        else []
+    )
+    count, low, high = conn.execute(
+        "SELECT count(*), min(seq), max(seq) FROM audit_events"
+    ).fetchone()
+    conn.execute("COMMIT")
+    n = int(high or 0)
+    report.events = int(count)
+    report.missing_triggers = missing_triggers(conn, AUDIT_TRIGGERS)
+
+    from console.records._store import trusted_keys
+
+    trusted = trusted_keys(key_rows)
+    if not trusted:
+        report.notes.append("no installation key recorded: checkpoints cannot be trusted")
+    key_file = installation_key_path(path, installation_key_file)
+    file_key = public_key_of_file(key_file) if key_file.exists() else None
+    if file_key is not None and trusted and file_key not in trusted.values():
+        damages.append(
+            Damage(
+                "bad signature",
+                min((int(r[1]) for r in cp_rows), default=None),
+                f"installation key file {key_file} is not among the database's audit keys",
+            )
+        )
+
+    inside: list[Checkpoint] = []
+    for cp_id, size, root, head, when, key_id, raw_statement, signature in cp_rows:
+        statement = bytes(raw_statement)
+        try:
+            parsed = json.loads(statement)
+            cp = Checkpoint.from_statement(parsed, bytes(signature))
+            if canonical_bytes(parsed) != statement:
+                raise ValueError("statement bytes are not canonical")
+            if (size, bytes(root), bytes(head), when, key_id) != (
+                cp.tree_size,
+                cp.root,
+                cp.chain_head,
+                cp.time,
+                cp.key_id,
+            ):
+                raise ValueError("columns differ from the signed statement")
+            if log_id is not None and cp.log_id != log_id:
+                raise ValueError(f"statement names another trail ({cp.log_id})")
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            damages.append(
+                Damage("bad signature", _int_or_none(size), f"checkpoint #{cp_id}: {exc}")
+            )
+            continue
+        public = trusted.get(cp.key_id)
+        if public is None:
+            damages.append(
+                Damage(
+                    "bad signature",
+                    cp.tree_size,
+                    f"checkpoint #{cp_id} is signed by unknown key {cp.key_id}",
+                )
+            )
+        elif not verify_signature(public, statement, cp.signature):
+            damages.append(
+                Damage(
+                    "bad signature", cp.tree_size, f"checkpoint #{cp_id}: signature does not verify"
+                )
+            )
+        else:
+            inside.append(cp)
+
+    outside: list[tuple[str, Checkpoint]] = []
+    for item in outside_files:
+        name = item.path.name
+        cp = item.checkpoint
+        if cp is None:
+            damages.append(
+                Damage("bad signature", None, f"outside checkpoint {name}: {item.error}")
+            )
+            continue
+        if log_id is not None and cp.log_id != log_id:
+            report.notes.append(f"outside checkpoint {name} belongs to another trail; ignored")
+            continue
+        public = trusted.get(cp.key_id)
+        if public is None:
+            damages.append(
+                Damage(
+                    "bad signature",
+                    cp.tree_size,
+                    f"outside checkpoint {name} is signed by unknown key {cp.key_id}",
+                )
+            )
+        elif not verify_signature(public, cp.statement_bytes(), cp.signature):
+            damages.append(
+                Damage(
+                    "bad signature",
+                    cp.tree_size,
+                    f"outside checkpoint {name}: signature does not verify",
+                )
+            )
+        else:
+            outside.append((name, cp))
+    if not outside_files:
+        report.notes.append(
+            f"no outside checkpoints in {outside_dir}: restoring an older copy of the "
+            "database could not be detected"
+        )
+
+    # Integrity check on its own connection, concurrently with the row scan.
+    integrity: list[str] = []
+
+    def run_integrity() -> None:
+        check = sqlite3.connect(uri, uri=True)
+        try:
+            integrity.extend(str(r[0]) for r in check.execute("PRAGMA integrity_check"))
+        except sqlite3.Error as exc:
+            integrity.append(str(exc))
+        finally:
+            check.close()
+
+    checker = threading.Thread(target=run_integrity, name="integrity-check")
+    sizes = sorted({cp.tree_size for cp in inside} | {cp.tree_size for _, cp in outside})
+    sizes = [s for s in sizes if 0 < s <= n]
+    roots: dict[int, bytes] | None = None
+    if int(count) == n and (n == 0 or int(low) == 1):
+        chosen = workers if workers is not None else _auto_workers()
+        if n < PARALLEL_MIN_EVENTS and workers is None:
+            chosen = 1
+        roots = _fast_scan(uri, n, sizes, chosen, on_start=checker.start)
+    if not checker.is_alive() and not integrity:
+        checker.start()
+    row_damages: list[Damage] = []
+    if roots is None:
+        row_damages, clean = _diagnose(conn)
+        clean_levels = MerkleLevels(clean)
+        roots = {s: fold(clean_levels.prefix_frontier(s)) for s in sizes if s <= len(clean)}
+    checker.join()
+    report.integrity = "ok" if integrity == ["ok"] else "; ".join(integrity[:5])
+    damages.extend(row_damages)
+    first_row = min((d.seq for d in row_damages if d.seq is not None), default=n + 1)
+
+    # Checkpoints against the log.
+    def chain_at(size: int) -> bytes:
+        if size == 0:
+            return ZERO_CHAIN
+        row = conn.execute("SELECT chain_hash FROM audit_events WHERE seq = ?", (size,)).fetchone()
+        return b"" if row is None else bytes(row[0])
+
+    candidates = [(cp, True) for cp in inside] + [(cp, False) for _, cp in outside]
+    candidates.sort(key=lambda item: item[0].tree_size)
+    matched: list[int] = [0]
+    for cp, is_inside in candidates:
+        size = cp.tree_size
+        if size > n:
+            if is_inside:
+                damages.append(
+                    Damage(
+                        "truncated",
+                        n + 1,
+                        f"a checkpoint in the database covers "
+                        f"{size} events but the log ends at seq {n}",
+                    )
+                )
+            else:
+                damages.append(
+                    Damage(
+                        "rolled back",
+                        n + 1,
+                        f"an outside checkpoint covers {size} events but the log ends at seq {n}",
+                    )
+                )
+            continue
+        if size >= first_row:
+            continue
+        root = EMPTY_ROOT if size == 0 else roots.get(size)
+        if root == cp.root and chain_at(size) == cp.chain_head:
+            matched.append(size)
+            continue
+        vouched = max(m for m in matched if m < size) if any(m < size for m in matched) else 0
+        what = "root/chain head" if root != cp.root else "chain head"
+        if is_inside:
+            damages.append(
+                Damage(
+                    "edited",
+                    vouched + 1,
+                    f"the {what} of the checkpoint at {size} events no longer matches the rows",
+                )
+            )
+        else:
+            damages.append(
+                Damage(
+                    "rolled back",
+                    vouched + 1,
+                    f"the {what} of the outside checkpoint at {size} events does not match the log",
+                )
+            )
+
+    if report.integrity != "ok" and not damages:
+        damages.append(Damage("edited", None, f"SQLite integrity check failed: {report.integrity}"))
+    report.checkpoints = len(inside)
+    report.outside_checkpoints = len(outside)
+    if n:
+        head = chain_at(n)
+        report.chain_head = head.hex() if head else None
+    if damages or report.missing_triggers:
+        report.status = "damaged"
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

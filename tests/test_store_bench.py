@@ -1,0 +1,22 @@
+"""The store benchmark runs end to end on small sizes (figures come from `make bench`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.records.bench import run
+
+
+def test_bench_reports_figures_and_ratios(tmp_path: Path) -> None:
+    result = run(append_events=300, verify_events=900, batch=100, directory=tmp_path)
+    assert result["benchmark"] == "store"
+    assert result["verify_events"] == 900
+    for key in (
+        "appends_per_s",
+        "appends_with_model_per_s",
+        "verify_s",
+        "appends_ratio",
+        "verify_ratio",
+    ):
+        assert result[key] > 0
+    assert list(tmp_path.iterdir()) == []  # temporary files removed
