@@ -1,11 +1,127 @@
-"""``samu sim``: placeholder until the simulator issue lands; registers nothing yet."""
+"""``samu sim``: start simulated devices and run until interrupted.
+
+::
+
+    samu sim --site ehpad-lilas --devices spo2:masimo-ascii1:2 bp:sbf1 icd:mqtt \\
+             --mqtt mqtt://127.0.0.1:1883 [--speed N] [--seed N]
+    samu sim --scenario night-fall-hypoxaemia --mqtt mqtt://127.0.0.1:1883
+
+At start, one line per device on stdout, flushed at once:
+``serial <device-id> <format> <path>`` for serial devices (the path a consumer opens with
+pyserial: a pty, or ``socket://127.0.0.1:PORT`` with ``--serial socket``) and
+``mqtt <device-id> <topic>`` for devices that publish over MQTT. Then it runs until
+SIGINT/SIGTERM (exit 0, ptys closed) or for ``--duration`` simulated seconds.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from console.cli._main import EXIT_OK, UsageError
 
 
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    """Add this group's subcommands (none yet)."""
+    """Add ``samu sim``."""
+    p = sub.add_parser(
+        "sim",
+        parents=[common],
+        help="run simulated devices (serial ptys, MQTT implants/video) until interrupted",
+        description=(
+            "Start simulated EHPAD devices, cardiac implants and video sessions. Prints "
+            "'serial <device-id> <format> <path>' per serial device and "
+            "'mqtt <device-id> <topic>' per MQTT device, then runs until SIGINT/SIGTERM."
+        ),
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--devices",
+        nargs="+",
+        metavar="SPEC",
+        help="KIND:FORMAT[:N], e.g. spo2:masimo-ascii1:2 bp:sbf1 icd:mqtt "
+        "(kinds: spo2 bp temperature ecg glucose weight pacemaker icd crt-d crt-p video)",
+    )
+    what.add_argument("--scenario", metavar="FILE", help="scenario file (or library name)")
+    p.add_argument("--site", metavar="ID", help="EHPAD site id (required with --devices)")
+    p.add_argument("--mqtt", metavar="URL", help="broker URL, mqtt://host:port (MQTT devices)")
+    p.add_argument("--speed", type=float, default=1.0, metavar="N", help="time factor (default 1)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random seed: same seed, same residents, readings and keys (default: random)",
+    )
+    p.add_argument(
+        "--start",
+        metavar="TIME",
+        help="wall time of t=0, ISO 8601 with offset (default: now); devices stamp from it",
+    )
+    p.add_argument(
+        "--serial",
+        choices=("pty", "socket"),
+        default="pty",
+        help="serial devices on pseudo-terminals (default) or socket://127.0.0.1:PORT",
+    )
+    p.add_argument(
+        "--gateway",
+        action="store_true",
+        help="also run the EHPAD gateway: read the serial devices and publish them over MQTT",
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S simulated seconds"
+    )
+    p.add_argument(
+        "--keys", type=Path, metavar="FILE", help="sender keys to sign with (JSON key file)"
+    )
+    p.add_argument(
+        "--keys-out", type=Path, metavar="FILE", help="write the sender keys used (for enrolment)"
+    )
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from firmware_sim._runner import RunOptions, SimError, run_sim
+
+    if args.speed <= 0:
+        raise UsageError("--speed must be positive")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    if args.devices and not args.site:
+        raise UsageError("--site ID is required with --devices")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError("--seed must not be negative")
+    epoch = None
+    if args.start is not None:
+        from datetime import datetime
+
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            raise UsageError(f"--start {args.start!r} is not an ISO 8601 time") from None
+        if start.tzinfo is None:
+            raise UsageError("--start needs an explicit UTC offset, e.g. 2026-11-23T17:00:00+01:00")
+        epoch = start.timestamp()
+    options = RunOptions(
+        site=args.site,
+        devices=args.devices,
+        scenario=args.scenario,
+        mqtt=args.mqtt,
+        speed=args.speed,
+        seed=args.seed,
+        serial=args.serial,
+        gateway=args.gateway,
+        duration=args.duration,
+        keys=args.keys,
+        keys_out=args.keys_out,
+        epoch=epoch,
+    )
+    try:
+        asyncio.run(run_sim(options))
+    except SimError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK

@@ -1,3 +1,69 @@
-"""Replayable scenarios (TOML) with expectations, for testers."""
+"""Replayable scenarios (TOML) with expectations, for testers.
 
-__all__: list[str] = []
+This package holds the scenario file model (pydantic, schema-versioned) and its loader,
+plus the shipped library; :mod:`firmware_sim` turns a scenario into running devices.
+"""
+
+from scenarios._loader import (
+    LIBRARY_DIR,
+    ScenarioError,
+    library,
+    load_scenario,
+    loads_scenario,
+    parse_scenario,
+)
+from scenarios._model import (
+    DEVICE_KINDS,
+    FAULT_KINDS,
+    PRESETS,
+    SCHEMA_VERSION,
+    SERIAL_FORMATS,
+    VITALS,
+    Bilan,
+    CourseStep,
+    Device,
+    Dlu,
+    Expectation,
+    Fault,
+    Identity,
+    Implant,
+    ImplantEvent,
+    Load,
+    Patient,
+    Scenario,
+    ScenarioHeader,
+    VideoEvent,
+    VideoSession,
+    parse_seconds,
+)
+
+__all__ = [
+    "DEVICE_KINDS",
+    "FAULT_KINDS",
+    "LIBRARY_DIR",
+    "PRESETS",
+    "SCHEMA_VERSION",
+    "SERIAL_FORMATS",
+    "VITALS",
+    "Bilan",
+    "CourseStep",
+    "Device",
+    "Dlu",
+    "Expectation",
+    "Fault",
+    "Identity",
+    "Implant",
+    "ImplantEvent",
+    "Load",
+    "Patient",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioHeader",
+    "VideoEvent",
+    "VideoSession",
+    "library",
+    "load_scenario",
+    "loads_scenario",
+    "parse_scenario",
+    "parse_seconds",
+]

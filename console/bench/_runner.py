@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "decode": "console.bench.decode:run",
     "triage": "console.triage.bench:run_default",
     "store": "console.records.bench:run",
+    "sim": "firmware_sim.bench:run",
 }
 
 
