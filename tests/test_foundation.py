@@ -57,3 +57,16 @@ def test_samu_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "usage: samu" in result.stdout
+
+
+def test_building_the_parser_stays_light() -> None:
+    """`samu --help` answers at once: heavy packages load only in the handler needing them."""
+    code = (
+        "import sys\n"
+        "from console.cli import build_parser\n"
+        "build_parser()\n"
+        "names = ('numpy', 'pydantic', 'sqlite_utils', 'textual', 'aiomqtt')\n"
+        "heavy = sorted(m for m in names if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 COMMAND_MODULES: tuple[str, ...] = (
     "console.cli.demo",
     "console.cli.protocols",
-    "firmware_sim.cli",
+    "console.cli.sim",
     "console.cli.triage",
     "console.cli.records",
     "console.cli.users",
