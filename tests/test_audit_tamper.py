@@ -434,3 +434,65 @@ def test_a_replaced_installation_key_file_is_reported(trail: Path) -> None:
     key_file.write_bytes(pem)
     key_file.chmod(0o600)
     assert verdict(trail)[:2] == (1, "bad signature")
+
+
+# --- review regressions -----------------------------------------------------------------------
+
+
+def test_tail_and_its_inside_checkpoints_deleted_in_place_is_a_truncation(trail: Path) -> None:
+    """Only the outside directory still covers the deleted tail; the dropped triggers
+    show the file was edited in place, not an older copy put back."""
+    tamper(
+        trail,
+        *DROP,
+        "DROP TRIGGER audit_checkpoints_no_delete",
+        "DELETE FROM audit_events WHERE seq > 25",
+        "DELETE FROM audit_checkpoints WHERE tree_size > 25",
+    )
+    assert verdict(trail) == (1, "truncated", 26)
+
+
+def test_rewrite_with_inside_checkpoints_deleted_is_an_edit(trail: Path) -> None:
+    import hashlib
+
+    conn = sqlite3.connect(trail)
+    for sql in (*DROP, "DROP TRIGGER audit_checkpoints_no_delete"):
+        conn.execute(sql)
+    conn.execute("DELETE FROM audit_checkpoints")
+    rows = conn.execute("SELECT seq, canonical FROM audit_events ORDER BY seq").fetchall()
+    chain = bytes(32)
+    for seq, raw in rows:
+        canonical = bytes(raw)
+        if seq == 25:
+            canonical = canonical.replace(b'"actor":"user:u2"', b'"actor":"user:zz"')
+            conn.execute("UPDATE audit_events SET actor = 'user:zz' WHERE seq = 25")
+        leaf = hashlib.sha256(b"\x00" + canonical).digest()
+        chain = hashlib.sha256(chain + leaf).digest()
+        conn.execute(
+            "UPDATE audit_events SET canonical = ?, leaf_hash = ?, chain_hash = ? WHERE seq = ?",
+            (canonical, leaf, chain, seq),
+        )
+    conn.commit()
+    conn.close()
+    assert verdict(trail) == (1, "edited", 21)  # vouched for by the outside checkpoint at 20
+
+
+@pytest.mark.parametrize("column_size", [2, 25, 999])
+def test_an_edited_checkpoint_size_is_reported_at_the_lower_size(
+    trail: Path, column_size: int
+) -> None:
+    tamper(
+        trail,
+        "DROP TRIGGER audit_checkpoints_no_update",
+        f"UPDATE audit_checkpoints SET tree_size = {column_size} WHERE tree_size = 20",
+    )
+    assert verdict(trail) == (1, "bad signature", min(column_size, 20))
+
+
+def test_an_unreadable_outside_checkpoint_is_reported_at_the_size_in_its_name(
+    trail: Path,
+) -> None:
+    directory = Path(f"{trail}.checkpoints")
+    victim = next(p for p in sorted(directory.glob("*.json")) if "-000000000030-" in p.name)
+    victim.write_text("{not json")
+    assert verdict(trail) == (1, "bad signature", 30)

@@ -170,8 +170,9 @@ def test_status_frame_flags_by_name() -> None:
 
 def test_device_time_zero_means_clock_not_set() -> None:
     line = decode_one(SBF1, sbf1_wire(bytes.fromhex("00 62 00 48 00"), 0x2A5F, device_time=0))
-    assert "device_time" in line
-    assert line["device_time"] is None
+    assert line["device_time"] == 0  # the wire's u32, as the contract's frame table gives it
+    assert line["clock_set"] is False
+    assert "clock_set" not in decode_one(SBF1, sbf1_wire(bytes.fromhex("00 62 00 48 00"), 0x2A5F))
 
 
 def test_sfloat_special_value_in_a_measurement_is_null_with_reason() -> None:
@@ -204,6 +205,20 @@ def test_masimo_dashes_mean_unavailable() -> None:
     line = decode_one(get_codec("masimo-ascii1"), b"SPO2=---% BPM=--- PI=--.--%\r\n")
     assert line["values"] == {"spo2_pct": None, "pulse_bpm": None}
     assert line["aux"]["pi_pct"] is None
+
+
+def test_masimo_unavailable_line_of_a_rad8_with_signed_dashes() -> None:
+    """A Rad-8 with no sensor prints PIDELTA=+-- (and BPM=---%): still one decoded line."""
+    codec = get_codec("masimo-ascii1")
+    wire = (
+        b"03/19/16 13:37:12 SN=0000093112 SPO2=---% BPM=---% DESAT=-- PIDELTA=+-- "
+        b"ALARM=0000 EXC=000001\r\n"
+    )
+    line = decode_one(codec, wire)
+    assert line["values"] == {"spo2_pct": None, "pulse_bpm": None}
+    assert line["aux"] == {"desat": None, "pi_delta": None}
+    assert line["exceptions"] == ["no_sensor"]
+    assert b"PIDELTA=+-- " in codec.encode(line)
 
 
 def test_masimo_parses_by_key_not_position() -> None:

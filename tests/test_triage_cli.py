@@ -103,6 +103,24 @@ def test_range_limits_are_inclusive_on_the_value_as_written(
     assert parse(out)[0]["reasons"].startswith("error:") is not ok
 
 
+@pytest.mark.parametrize(
+    ("scale", "oxygen", "ok"),
+    [("1.0", "0.0", True), ("2.0", "1.0", True), ("1.5", "0", False), ("1", "0.5", False)],
+)
+def test_codes_written_as_whole_decimals_are_the_same_codes(
+    scale: str, oxygen: str, ok: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Spreadsheets and pandas write a code column holding an empty cell as 1.0/0.0."""
+    path = write(tmp_path, HEADER + f"x,18,90,{scale},{oxygen},120,80,A,37\n")
+    code, out, _ = run(["triage", "score", str(path)], capsys)
+    assert code == (EXIT_OK if ok else EXIT_CHECK_FAILED)
+    row = parse(out)[0]
+    assert row["reasons"].startswith("error:") is not ok
+    if ok:
+        # SpO2 90: scale 1 scores 3; scale 2 on oxygen scores 0 (88-92), plus 2 for oxygen.
+        assert row["news2"] == ("3" if scale == "1.0" else "2")
+
+
 def test_output_file_is_written_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "out.csv"
     code, out, _ = run(

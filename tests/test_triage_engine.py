@@ -237,6 +237,16 @@ def test_history_records_each_minute_and_keeps_the_window() -> None:
     assert history.lowest(NOW + 3 * 60).tolist() == [-1, 0, -1]
 
 
+def test_history_sample_recorded_out_of_order_does_not_evict_a_newer_minute() -> None:
+    # Regression: 29 and 90 minutes ago share a ring slot (61 one-minute slots); the older
+    # sample recorded second used to overwrite the newer one, hiding a rise of 3.
+    history = News2History(1)
+    history.record(1_800_000_000 - 1741, np.array([0]))
+    history.record(1_800_000_000 - 5401, np.array([0]))
+    assert history.lowest(1_800_000_000).tolist() == [0]
+    assert history.rise(1_800_000_000, np.array([3])).tolist() == [3]
+
+
 def test_triage_records_into_the_history_after_measuring_the_rise() -> None:
     history = News2History(1)
     low = TriageInputs(vitals=vitals({}))

@@ -23,15 +23,21 @@ Damage kinds and how each is recognised (rows are read in ``seq`` order):
     contents exchanged, ``seq`` kept.
 ``truncated``
     a checkpoint stored *in the database* covers more events than remain: tail rows
-    were deleted.
+    were deleted. Also an outside checkpoint covering more events than remain when the
+    ``audit_events`` triggers are gone (tail rows and the inside checkpoints deleted in
+    place: an older copy of the file would still have its triggers).
 ``rolled back``
     an *outside* checkpoint (checkpoint directory) covers more events than the log, or
     its root/chain head does not match the log, while the database's own checkpoints
-    agree with it: an older copy of the whole file was put back.
+    agree with it and its ``audit_events`` triggers are in place: an older copy of the
+    whole file was put back. (With those triggers gone, a disagreeing outside
+    checkpoint counts as ``edited``, a too-large one as ``truncated``, as for inside
+    checkpoints.)
 ``bad signature``
     a checkpoint (inside or outside) whose Ed25519 signature does not verify under a
     trusted installation key, or whose stored columns differ from its signed statement;
-    reported at its tree size.
+    reported at its tree size (the lower of the column's and the statement's when they
+    differ).
 
 When several are found, the first by sequence number wins; at the same position the
 order above decides. A checkpoint disagreement at or after a damaged row is a
@@ -67,6 +73,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -589,8 +596,11 @@ def _verify_open(
     inside: list[Checkpoint] = []
     for cp_id, size, root, head, when, key_id, raw_statement, signature in cp_rows:
         statement = bytes(raw_statement)
+        signed_size: int | None = None
         try:
             parsed = json.loads(statement)
+            if isinstance(parsed, dict):
+                signed_size = _int_or_none(parsed.get("tree_size"))
             cp = Checkpoint.from_statement(parsed, bytes(signature))
             if canonical_bytes(parsed) != statement:
                 raise ValueError("statement bytes are not canonical")
@@ -605,8 +615,15 @@ def _verify_open(
             if log_id is not None and cp.log_id != log_id:
                 raise ValueError(f"statement names another trail ({cp.log_id})")
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            # Column and statement may disagree on the size: report the lower one, the
+            # first position this checkpoint no longer vouches for.
+            sizes_claimed = [s for s in (_int_or_none(size), signed_size) if s is not None]
             damages.append(
-                Damage("bad signature", _int_or_none(size), f"checkpoint #{cp_id}: {exc}")
+                Damage(
+                    "bad signature",
+                    min(sizes_claimed, default=None),
+                    f"checkpoint #{cp_id}: {exc}",
+                )
             )
             continue
         public = trusted.get(cp.key_id)
@@ -633,7 +650,11 @@ def _verify_open(
         cp = item.checkpoint
         if cp is None:
             damages.append(
-                Damage("bad signature", None, f"outside checkpoint {name}: {item.error}")
+                Damage(
+                    "bad signature",
+                    _size_in_name(name),
+                    f"outside checkpoint {name}: {item.error}",
+                )
             )
             continue
         if log_id is not None and cp.log_id != log_id:
@@ -704,19 +725,24 @@ def _verify_open(
         row = conn.execute("SELECT chain_hash FROM audit_events WHERE seq = ?", (size,)).fetchone()
         return b"" if row is None else bytes(row[0])
 
+    # An outside checkpoint ahead of or disagreeing with a log whose own checkpoints agree
+    # is a restored older copy -- unless the audit_events triggers are gone: an older copy
+    # keeps them, so rows were then deleted or rewritten in place (inside checkpoints
+    # removed too) and the damage is named as such.
+    in_place = any(name.startswith("audit_events_") for name in report.missing_triggers)
     candidates = [(cp, True) for cp in inside] + [(cp, False) for _, cp in outside]
     candidates.sort(key=lambda item: item[0].tree_size)
     matched: list[int] = [0]
     for cp, is_inside in candidates:
         size = cp.tree_size
         if size > n:
-            if is_inside:
+            if is_inside or in_place:
                 damages.append(
                     Damage(
                         "truncated",
                         n + 1,
-                        f"a checkpoint in the database covers "
-                        f"{size} events but the log ends at seq {n}",
+                        f"a checkpoint {'in the database' if is_inside else 'outside'} "
+                        f"covers {size} events but the log ends at seq {n}",
                     )
                 )
             else:
@@ -736,12 +762,13 @@ def _verify_open(
             continue
         vouched = max(m for m in matched if m < size) if any(m < size for m in matched) else 0
         what = "root/chain head" if root != cp.root else "chain head"
-        if is_inside:
+        if is_inside or in_place:
             damages.append(
                 Damage(
                     "edited",
                     vouched + 1,
-                    f"the {what} of the checkpoint at {size} events no longer matches the rows",
+                    f"the {what} of the {'' if is_inside else 'outside '}checkpoint at "
+                    f"{size} events no longer matches the rows",
                 )
             )
         else:
@@ -762,6 +789,12 @@ def _verify_open(
         report.chain_head = head.hex() if head else None
     if damages or report.missing_triggers:
         report.status = "damaged"
+
+
+def _size_in_name(name: str) -> int | None:
+    """Tree size written in an outside file's name (``checkpoint-<size>-…``), if any."""
+    match = re.fullmatch(r"checkpoint-(\d{1,18})-.*\.json", name)
+    return int(match.group(1)) if match else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -74,8 +74,11 @@ _MISSING, _NOT_A_NUMBER, _OUT_OF_RANGE, _BAD_CODE = -1, -2, -3, -4
 _CACHE_LIMIT = 100_000
 
 _CODES: dict[str, dict[str, int]] = {
-    "spo2_scale": {"": 1, "1": 1, "2": 2},  # empty: scale 1 (scale 2 is never inferred)
-    "on_oxygen": {"": MISSING_U8, "0": 0, "1": 1},
+    # Empty: scale 1 (scale 2 is never inferred). "1.0"/"2.0" are the same codes as
+    # spreadsheet or pandas exports write them (a column with an empty cell becomes
+    # float); refusing them would turn whole files into error rows for no clinical reason.
+    "spo2_scale": {"": 1, "1": 1, "2": 2, "1.0": 1, "2.0": 2},
+    "on_oxygen": {"": MISSING_U8, "0": 0, "1": 1, "0.0": 0, "1.0": 1},
     "consciousness": {"": MISSING_U8, **{c: i for i, c in enumerate(CONSCIOUSNESS_LEVELS)}},
 }
 _CODE_ERRORS = {

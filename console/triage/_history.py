@@ -53,13 +53,21 @@ class News2History:
     def record(
         self, now: float, news2: NDArray[np.integer], rows: NDArray[np.intp] | None = None
     ) -> None:
-        """Record each row's NEWS2 at time ``now`` (seconds); rows must be distinct."""
+        """Record each row's NEWS2 at time ``now`` (seconds); rows must be distinct.
+
+        A sample older than the minute its slot already holds (recorded out of order, a
+        whole ring or more behind) can never be inside the same window: it is dropped
+        rather than allowed to evict the newer minute.
+        """
         idx = self._rows(rows)
         values = np.asarray(news2, dtype=np.uint8)
         if len(values) != len(idx):
             raise ValueError(f"{len(values)} scores for {len(idx)} rows")
         bucket = math.floor(now / self.bucket_s)
         slot = bucket % self.slots
+        newer = self.minute[idx, slot] > bucket
+        if newer.any():
+            idx, values = idx[~newer], values[~newer]
         fresh = self.minute[idx, slot] != bucket
         self.low[idx, slot] = np.where(fresh, values, np.minimum(self.low[idx, slot], values))
         self.high[idx, slot] = np.where(fresh, values, np.maximum(self.high[idx, slot], values))

@@ -30,7 +30,7 @@ RAW_CAP: Final[int] = 512
 
 #: Keys of the JSON line that extras may not override.
 _RESERVED_KEYS: Final[frozenset[str]] = frozenset(
-    {"kind", "values", "offset", "seq", "device_time", "error", "detail", "raw"}
+    {"kind", "values", "offset", "seq", "device_time", "clock_set", "error", "detail", "raw"}
 )
 
 
@@ -65,13 +65,16 @@ class Decoded:
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON line as a dict (``json.dumps`` it on one line).
 
-        sbf1 lines (those with a ``seq``) always carry ``seq`` and ``device_time``, the
-        latter ``null`` when the device clock is not set.
+        sbf1 lines (those with a ``seq``) always carry ``seq`` and ``device_time`` as the
+        wire's u32, so ``0`` when the device clock is not set (protocols.md: "0 = clock not
+        set"); such lines add ``"clock_set": false`` so no consumer reads 1970 as a time.
         """
         out: dict[str, Any] = {"kind": self.kind, "values": self.values, "offset": self.offset}
         if self.seq is not None:
             out["seq"] = self.seq
-            out["device_time"] = self.device_time
+            out["device_time"] = 0 if self.device_time is None else self.device_time
+            if self.device_time is None:
+                out["clock_set"] = False
         for key, value in self.extra.items():
             if key not in _RESERVED_KEYS:
                 out[key] = value

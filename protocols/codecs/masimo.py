@@ -9,8 +9,8 @@
 because older units omit fields; the leading ``MM/DD/YY HH:MM:SS`` clock is optional and
 kept verbatim in ``device_clock`` (the monitor's local time, no zone, two-digit year:
 interpreting it is the ingest's business, with the profile's time zone). Values made of
-dashes (``SPO2=---%``) mean unavailable and decode to ``None``; a key that is absent is
-absent from ``values`` too.
+dashes (``SPO2=---%``, ``PIDELTA=+--``) mean unavailable and decode to ``None``; a key
+that is absent is absent from ``values`` too.
 
 Mapped to the contract: ``SPO2`` → ``spo2_pct``, ``BPM`` → ``pulse_bpm``. The other
 parameters go to ``aux`` (``pi_pct``, ``spco_pct``, ``spmet_pct``, ``desat``,
@@ -99,8 +99,10 @@ _FLOAT_RE: Final = re.compile(r"[+-]?\d{1,9}(?:\.\d{1,9})?\Z")
 
 
 def _unavailable_or_bad(key: str, text: str) -> None:
-    """Dashes (``---``, ``--.--``) mean unavailable; anything else is a bad line."""
-    if "-" in text and text.strip("-.") == "":
+    """Dashes (``---``, ``--.--``, and ``+--`` for the signed PIDELTA, as a Rad-8 prints
+    it) mean unavailable; anything else is a bad line."""
+    dashes = text[1:] if text[:1] in ("+", "-") and len(text) > 1 else text
+    if "-" in dashes and dashes.strip("-.") == "":
         return
     raise _Bad(f"{key}={text!r} is not a number")
 
@@ -357,7 +359,7 @@ class MasimoDecoder(StreamDecoder):
 
 def _fmt_int(value: object, width: int, key: str, signed: bool = False) -> str:
     if value is None:
-        return "-" * width
+        return "+" + "-" * (width - 1) if signed else "-" * width
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
