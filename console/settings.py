@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,9 +35,29 @@ class ConsoleSettings(BaseModel):
 
 
 class MqttSettings(BaseModel):
+    """The broker. The password is never a setting: ``SAMU_MQTT_PASSWORD`` (read where it
+    is used) goes with ``mqtt://user@host:port``; ``mqtts://`` verifies the broker against
+    the system trust store or ``SAMU_MQTT_CA_FILE``."""
+
     url: str | None = Field(
-        None, description="mqtt://host:port of the broker; none = embedded/in-process."
+        None,
+        description="mqtt://[user@]host:port or mqtts://… of the broker; none = embedded/"
+        "in-process. Audit checkpoints are published there (retained) when set.",
     )
+    checkpoint_topic: str | None = Field(
+        None,
+        description="Retained topic of the signed audit checkpoints "
+        "(default: samu/v1/centre/<centre>/audit/checkpoint).",
+    )
+
+    @field_validator("checkpoint_topic")
+    @classmethod
+    def _concrete_topic(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value or any(c in value for c in "+#\0") or len(value.encode()) > 65535
+        ):
+            raise ValueError("checkpoint_topic must be a concrete MQTT topic (no + or #)")
+        return value
 
 
 class Settings(BaseSettings):

@@ -1,13 +1,25 @@
 """``samu audit|backup|incidents``: the audit trail, backups and incidents.
 
-* ``samu audit verify --db PATH [--checkpoint-dir DIR] [--json]`` — exit 0 intact, 1
-  damaged (first bad seq and kind), 2 unusable; read-only and not itself audited (see
-  ``console.records._verify``).
+* ``samu audit verify --db PATH [--checkpoint-dir DIR] [--mqtt URL] [--json]`` — exit 0
+  intact, 1 damaged (first bad seq and kind), 2 unusable; read-only and not itself
+  audited (see ``console.records._verify``). With a broker (``--mqtt`` or
+  ``SAMU_MQTT__URL``) the retained checkpoint is judged like an outside file; a broker
+  named with ``--mqtt`` that cannot be read makes the result unusable, a configured one
+  only adds a note.
 * ``samu audit export [--since SEQ] [--until SEQ] [--out FILE]`` — FHIR R4 AuditEvent
   JSON lines; the export is audited.
-* ``samu audit checkpoint`` — sign and publish a checkpoint now.
-* ``samu backup create --to DIR`` / ``verify BACKUP`` / ``restore BACKUP [--force]``.
+* ``samu audit checkpoint [--mqtt URL [--replace-retained]]`` — sign and publish a
+  checkpoint now (directory, and retained topic when a broker is given or configured;
+  exit 1 when the broker did not take it).
+* ``samu backup create --to DIR`` / ``verify BACKUP`` / ``restore BACKUP [--force]``;
+  ``create`` and ``restore`` take ``--mqtt URL`` too: ``restore`` supersedes the retained
+  checkpoint as it sets the checkpoint directory aside (audited).
 * ``samu incidents list|show|add|update`` — security and technical incidents.
+
+MQTT options: ``--mqtt URL`` (``mqtt://[user@]host:port`` or ``mqtts://…``; default
+``SAMU_MQTT__URL``), password only from ``SAMU_MQTT_PASSWORD``, CA file
+``SAMU_MQTT_CA_FILE``; ``--mqtt-topic`` (default ``SAMU_MQTT__CHECKPOINT_TOPIC`` or
+``samu/v1/centre/<SAMU_CENTRE>/audit/checkpoint``).
 
 Every command that touches the database runs as the local operator and is audited with
 actor ``local:<os-user>``.
@@ -18,13 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
-    from console.records import Store
+    from console.records import AuditContext, Checkpoint, Store
 
     _Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -47,6 +60,28 @@ def _checkpoint_dir_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _mqtt_options(p: argparse.ArgumentParser, *, timeout: float = 10.0) -> None:
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="broker holding the retained audit checkpoint: mqtt://[user@]host:port or "
+        "mqtts://… (password from $SAMU_MQTT_PASSWORD, CA from $SAMU_MQTT_CA_FILE; "
+        "default $SAMU_MQTT__URL)",
+    )
+    p.add_argument(
+        "--mqtt-topic",
+        metavar="TOPIC",
+        help="retained checkpoint topic (default samu/v1/centre/<centre>/audit/checkpoint)",
+    )
+    p.add_argument(
+        "--mqtt-timeout",
+        type=float,
+        default=timeout,
+        metavar="SECONDS",
+        help=f"how long to wait for the broker (default {timeout:g})",
+    )
+
+
 def _register_audit(sub: _Sub, common: argparse.ArgumentParser) -> None:
     audit = sub.add_parser(
         "audit", parents=[common], help="verify, export or checkpoint the audit trail"
@@ -66,6 +101,7 @@ def _register_audit(sub: _Sub, common: argparse.ArgumentParser) -> None:
         ),
     )
     _checkpoint_dir_option(p)
+    _mqtt_options(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_audit_verify)
@@ -80,6 +116,13 @@ def _register_audit(sub: _Sub, common: argparse.ArgumentParser) -> None:
 
     p = actions.add_parser("checkpoint", parents=[common], help="sign and publish a checkpoint now")
     _checkpoint_dir_option(p)
+    _mqtt_options(p)
+    p.add_argument(
+        "--replace-retained",
+        action="store_true",
+        help="publish even over a retained checkpoint this database does not hold (after a "
+        "legitimate restore; the replaced checkpoint is recorded in the trail)",
+    )
     p.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
     p.set_defaults(handler=_audit_checkpoint)
 
@@ -91,6 +134,7 @@ def _register_backup(sub: _Sub, common: argparse.ArgumentParser) -> None:
     actions = backup.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
     p = actions.add_parser("create", parents=[common], help="write an encrypted backup into DIR")
     p.add_argument("--to", type=Path, required=True, metavar="DIR", help="destination directory")
+    _mqtt_options(p, timeout=3.0)
     p.set_defaults(handler=_backup_create)
     p = actions.add_parser(
         "verify", parents=[common], help="check a backup (manifest, hashes, decryption, trail)"
@@ -107,6 +151,7 @@ def _register_backup(sub: _Sub, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing database (kept aside, not deleted)",
     )
+    _mqtt_options(p)
     p.set_defaults(handler=_backup_restore)
 
 
@@ -171,16 +216,64 @@ def _checkpoint_dir(args: argparse.Namespace) -> Path | None:
     return Path(configured) if configured else None
 
 
-def _open_store(args: argparse.Namespace, *, must_exist: bool = True) -> Store:
+def _open_store(
+    args: argparse.Namespace, *, must_exist: bool = True, mqtt: _MqttTarget | None = None
+) -> Store:
+    """Open the store; with ``mqtt``, its checkpoints are also published there."""
     from console.records import Store, StoreError
 
     path = _db_path(args)
     if must_exist and not path.is_file():
         raise UsageError(f"database not found: {path}")
+    options: dict[str, Any] = {}
+    if mqtt is not None:
+        options = {
+            "mqtt_url": mqtt.url,
+            "mqtt_topic": mqtt.topic,
+            "mqtt_close_timeout_s": mqtt.timeout,
+        }
     try:
-        return Store.open(path, checkpoint_dir=_checkpoint_dir(args), background_checkpoints=False)
+        return Store.open(
+            path, checkpoint_dir=_checkpoint_dir(args), background_checkpoints=False, **options
+        )
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class _MqttTarget:
+    url: str
+    display: str
+    topic: str
+    timeout: float
+    explicit: bool  # named on the command line (not only configured)
+
+
+def _mqtt_target(args: argparse.Namespace) -> _MqttTarget | None:
+    """The broker of ``--mqtt`` or of the settings, and the topic; ``None`` without one."""
+    from console.records import checkpoint_topic, parse_broker_url
+
+    explicit = getattr(args, "mqtt", None)
+    settings = _settings(args) if explicit is None or not args.mqtt_topic else None
+    url = explicit if explicit is not None else settings.mqtt.url if settings else None
+    if not url:
+        if args.mqtt_topic:
+            raise UsageError("--mqtt-topic needs --mqtt URL (or SAMU_MQTT__URL)")
+        return None
+    if args.mqtt_timeout <= 0:
+        raise UsageError("--mqtt-timeout must be positive")
+    try:
+        address = parse_broker_url(url)
+        topic = args.mqtt_topic or (
+            settings.mqtt.checkpoint_topic or checkpoint_topic(settings.centre)
+            if settings is not None
+            else checkpoint_topic()
+        )
+        if any(c in topic for c in "+#") or not topic:
+            raise ValueError(f"--mqtt-topic must be a concrete topic (no + or #): {topic!r}")
+    except ValueError as exc:
+        raise UsageError(f"MQTT: {exc}") from exc
+    return _MqttTarget(url, address.display, topic, args.mqtt_timeout, explicit is not None)
 
 
 def _master_key(db: Path, create: bool) -> bytes:
@@ -196,16 +289,48 @@ def _master_key(db: Path, create: bool) -> bytes:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from console.records import verify_trail
+    from console.records import (
+        CheckpointMqttError,
+        VerifyReport,
+        fetch_retained_checkpoint,
+        verify_trail,
+    )
 
-    report = verify_trail(_db_path(args), _checkpoint_dir(args), workers=args.workers)
-    if args.json:
+    target = _mqtt_target(args)
+    retained = []
+    notes = []
+    if target is not None:
+        # Read before the database, like the directory: with a writer running, the
+        # retained checkpoint can then only be older than the log we read.
+        try:
+            found = fetch_retained_checkpoint(target.url, target.topic, timeout=target.timeout)
+        except CheckpointMqttError as exc:
+            problem = f"cannot read the retained checkpoint {target.topic}: {exc}"
+            if target.explicit:
+                report = VerifyReport(db=str(_db_path(args)), status="unusable", error=problem)
+                _print_report(report, args.json)
+                return EXIT_USAGE
+            notes.append(f"{problem} (configured broker; checked without it)")
+        else:
+            if found is None:
+                notes.append(f"no retained checkpoint on {target.topic} at {target.display}")
+            else:
+                retained.append(found)
+    report = verify_trail(
+        _db_path(args), _checkpoint_dir(args), workers=args.workers, outside_checkpoints=retained
+    )
+    report.notes.extend(notes)
+    _print_report(report, args.json)
+    return report.exit_code
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
         print(report.verdict())
         for line in report.details():
             print(f"  {line}")
-    return report.exit_code
 
 
 def _audit_export(args: argparse.Namespace) -> int:
@@ -255,24 +380,113 @@ def _audit_export(args: argparse.Namespace) -> int:
 def _audit_checkpoint(args: argparse.Namespace) -> int:
     from console.records import AuditContext, StoreError
 
+    target = _mqtt_target(args)
+    if args.replace_retained and target is None:
+        raise UsageError("--replace-retained needs --mqtt URL (or SAMU_MQTT__URL)")
+    who = AuditContext.local()
     with _open_store(args) as store:
-        store.append_audit(AuditContext.local().event("audit.checkpoint", "audit-trail"))
+        store.append_audit(who.event("audit.checkpoint", "audit-trail"))
         try:
-            checkpoint = store.checkpoint(force=True)
+            checkpoint, problem = _checkpoint_now(
+                store, who, target, replace=args.replace_retained, why="audit checkpoint"
+            )
         except StoreError as exc:
             print(f"checkpoint refused: {exc}", file=sys.stderr)
             return EXIT_CHECK_FAILED
-        assert checkpoint is not None
         where = store.checkpoint_dir / checkpoint.file_name()
     if args.json:
-        print(json.dumps({**checkpoint.to_file_json(), "file": str(where)}))
+        doc: dict[str, Any] = {**checkpoint.to_file_json(), "file": str(where)}
+        if target is not None:
+            doc["mqtt"] = {
+                "broker": target.display,
+                "topic": target.topic,
+                "published": problem is None,
+                "error": problem,
+            }
+        print(json.dumps(doc))
     else:
         print(
             f"checkpoint: {checkpoint.tree_size} events, root {checkpoint.root.hex()}, "
             f"chain head {checkpoint.chain_head.hex()}, key {checkpoint.key_id}"
         )
         print(f"written to {where}")
+        if target is not None and problem is None:
+            print(f"published (retained) to {target.display} {target.topic}")
+    if target is not None and problem is not None:
+        print(f"not published to {target.display} {target.topic}: {problem}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _checkpoint_now(
+    store: Store, who: AuditContext, target: _MqttTarget | None, *, replace: bool, why: str
+) -> tuple[Checkpoint, str | None]:
+    """Take a checkpoint now and, with ``target``, publish it and wait for the broker.
+
+    ``replace`` first records in the trail which retained checkpoint is superseded
+    (``audit.checkpoint.supersede``), so the checkpoint published covers that decision.
+    Returns the checkpoint and, when it did not reach the broker, why.
+
+    Raises:
+        StoreError: no checkpoint can be signed (damaged trail).
+    """
+    from console.records import CheckpointPublisher
+
+    publisher = None
+    if target is not None:
+        if replace:
+            _record_supersede(store, who, target, why)
+        publisher = CheckpointPublisher(
+            target.url, target.topic, store=store, replace_retained=replace
+        )
+        store.attach_checkpoint_publisher(publisher, close_timeout_s=0.5, publish_latest=False)
+    checkpoint = store.checkpoint(force=True)
+    assert checkpoint is not None
+    if publisher is None:
+        return checkpoint, None
+    publisher.flush(target.timeout if target else None)
+    status = publisher.status
+    if status.published is not None and status.published.tree_size >= checkpoint.tree_size:
+        return checkpoint, None
+    if status.refused:
+        return checkpoint, (
+            f"{status.refused}; the retained checkpoint was left in place (security incident "
+            "opened). Check with `samu audit verify --mqtt URL`; after a legitimate restore "
+            "add --replace-retained"
+        )
+    return checkpoint, (
+        f"{status.last_error or 'no acknowledgement'} (the checkpoint is in the database and "
+        "the checkpoint directory; the broker gets the latest when a writer next reaches it)"
+    )
+
+
+def _record_supersede(store: Store, who: AuditContext, target: _MqttTarget, why: str) -> None:
+    """Audit which retained checkpoint a deliberate replacement overwrites."""
+    from console.records import CheckpointMqttError, fetch_retained_checkpoint
+
+    detail: dict[str, Any] = {"broker": target.display, "topic": target.topic, "reason": why}
+    try:
+        found = fetch_retained_checkpoint(target.url, target.topic, timeout=target.timeout)
+    except CheckpointMqttError as exc:
+        detail["retained"] = None
+        detail["error"] = str(exc)
+    else:
+        if found is None:
+            detail["retained"] = None
+        elif found.checkpoint is None:
+            detail["retained"] = {"unreadable": found.error}
+        else:
+            cp = found.checkpoint
+            detail["retained"] = {
+                "tree_size": cp.tree_size,
+                "root": cp.root.hex(),
+                "chain_head": cp.chain_head.hex(),
+                "time": cp.time,
+                "log_id": cp.log_id,
+                "key_id": cp.key_id,
+                "signature": cp.signature.hex(),
+            }
+    store.append_audit(who.event("audit.checkpoint.supersede", "audit-trail", detail=detail))
 
 
 # --- backup ----------------------------------------------------------------------------------
@@ -285,7 +499,7 @@ def _backup_create(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise UsageError(f"database not found: {db}")
     key = _master_key(db, create=True)
-    with _open_store(args) as store:
+    with _open_store(args, mqtt=_mqtt_target(args)) as store:
         try:
             final = create_backup(store, args.to, key, AuditContext.local())
         except BackupError as exc:
@@ -329,6 +543,7 @@ def _backup_restore(args: argparse.Namespace) -> int:
 
     db = _db_path(args)
     key = _master_key(db, create=False)
+    target = _mqtt_target(args)
     try:
         check, moved = restore_backup(args.backup, db, key, AuditContext.local(), force=args.force)
     except BackupError as exc:
@@ -339,6 +554,28 @@ def _backup_restore(args: argparse.Namespace) -> int:
     print(f"restored {check.path} to {db}")
     for path in moved:
         print(f"  set aside: {path}")
+    if target is not None:
+        # The retained checkpoint, like the directory, rightly calls the restored copy a
+        # roll-back: supersede it (audited), or the hub would refuse to overwrite it.
+        from console.records import StoreError
+
+        who = AuditContext.local()
+        try:
+            with _open_store(args) as store:
+                _, problem = _checkpoint_now(
+                    store, who, target, replace=True, why=f"backup.restore {check.path.name}"
+                )
+        except StoreError as exc:
+            problem = str(exc)
+        if problem is None:
+            print(f"  superseded: retained checkpoint {target.topic} at {target.display}")
+        else:
+            print(
+                f"warning: the retained checkpoint {target.topic} at {target.display} was not "
+                f"superseded ({problem}); run `samu audit checkpoint --mqtt URL "
+                "--replace-retained` when the broker is back",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 

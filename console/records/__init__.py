@@ -4,7 +4,8 @@ The store (:class:`Store`) owns one SQLite file: WAL, ``synchronous=FULL``, STRI
 tables, named transactional migrations, start-up checks of the protective triggers and
 of the schema version. Every access and change appends an :class:`AuditEvent` to a
 hash-chained, append-only trail with Ed25519-signed Merkle checkpoints kept inside the
-database and outside it; :func:`verify_trail` is ``samu audit verify``. Incidents,
+database and outside it (a directory, and a retained MQTT topic published by
+:class:`CheckpointPublisher`); :func:`verify_trail` is ``samu audit verify``. Incidents,
 backups and the master key live here too; accounts and identities build on top
 (``console.auth``, ``console.records.identity``). See ``console/records/README.md`` for
 the on-disk layout as outside auditors need it.
@@ -26,7 +27,20 @@ from console.records._backup import (
     restore_backup,
     verify_backup,
 )
-from console.records._checkpoint import Checkpoint, checkpoint_dir_for, installation_key_path
+from console.records._checkpoint import (
+    Checkpoint,
+    OutsideFile,
+    checkpoint_dir_for,
+    installation_key_path,
+)
+from console.records._checkpoint_mqtt import (
+    CheckpointMqttError,
+    CheckpointPublisher,
+    PublisherStatus,
+    checkpoint_topic,
+    fetch_retained_checkpoint,
+    parse_broker_url,
+)
 from console.records._errors import KeyFileError, SchemaError, StoreError
 from console.records._export import iter_fhir, to_fhir, write_fhir_lines
 from console.records._incidents import (
@@ -54,19 +68,25 @@ __all__ = [
     "BackupCheck",
     "BackupError",
     "Checkpoint",
+    "CheckpointMqttError",
+    "CheckpointPublisher",
     "Damage",
     "Incident",
     "IncidentError",
     "IncidentNote",
     "KeyFileError",
+    "OutsideFile",
+    "PublisherStatus",
     "SchemaError",
     "Store",
     "StoreError",
     "VerifyReport",
     "canonical_json",
     "checkpoint_dir_for",
+    "checkpoint_topic",
     "create_backup",
     "derive_key",
+    "fetch_retained_checkpoint",
     "get_incident",
     "installation_key_path",
     "iter_fhir",
@@ -77,6 +97,7 @@ __all__ = [
     "master_key_path",
     "merkle_root",
     "open_incident",
+    "parse_broker_url",
     "restore_backup",
     "to_fhir",
     "update_incident",

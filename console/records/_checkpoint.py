@@ -28,6 +28,10 @@ the directory). Written *after* the commit so that a crash can only leave an out
 copy missing (harmless, rewritten at next start) and never one ahead of the log, which
 verification would rightly call a roll-back. Restoring an old copy of the database
 cannot touch these files: that is how a roll-back is caught.
+
+The same document (:func:`outside_document_bytes`) is the payload of the retained MQTT
+checkpoint when a broker is configured (``console.records._checkpoint_mqtt``), which
+survives even a swap of the directory; :func:`parse_outside_document` reads both.
 """
 
 from __future__ import annotations
@@ -328,19 +332,42 @@ def read_outside(directory: Path) -> list[OutsideFile]:
         if path.name.startswith("."):
             continue
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-                raise ValueError("not a samu checkpoint file")
-            statement = doc["statement"]
-            if not isinstance(statement, dict):
-                raise ValueError("statement is not an object")
-            checkpoint = Checkpoint.from_statement(
-                statement,
-                bytes.fromhex(doc["signature"]),
-                bytes.fromhex(doc.get("public_key", "")),
-            )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            checkpoint = parse_outside_document(path.read_bytes())
+        except OSError as exc:
             out.append(OutsideFile(path, None, f"{type(exc).__name__}: {exc}"))
+            continue
+        except ValueError as exc:
+            out.append(OutsideFile(path, None, str(exc)))
             continue
         out.append(OutsideFile(path, checkpoint))
     return out
+
+
+def outside_document_bytes(checkpoint: Checkpoint) -> bytes:
+    """The outside-file document (:meth:`Checkpoint.to_file_json`) as compact canonical
+    JSON: what the MQTT retained topic carries (same fields as the files)."""
+    return canonical_bytes(checkpoint.to_file_json())
+
+
+def parse_outside_document(data: bytes) -> Checkpoint:
+    """Parse an outside checkpoint document (a file's bytes or an MQTT payload).
+
+    The signature is *not* checked here (the caller knows the trusted keys).
+
+    Raises:
+        ValueError: anything malformed, with ``"<ExceptionType>: <reason>"`` as message.
+    """
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+            raise ValueError("not a samu checkpoint file")
+        statement = doc["statement"]
+        if not isinstance(statement, dict):
+            raise ValueError("statement is not an object")
+        return Checkpoint.from_statement(
+            statement,
+            bytes.fromhex(doc["signature"]),
+            bytes.fromhex(doc.get("public_key", "")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc

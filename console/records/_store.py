@@ -16,6 +16,10 @@ reads the chain head inside its own write transaction, so the chain never forks.
 Checkpoints are taken every ``checkpoint_every`` events, when a minute has passed with
 new events (on the next append, or by the background timer while the store is open),
 at start-up when events are not yet covered (after a crash), on close, and on demand.
+Each is committed, then written to the checkpoint directory, then handed to the
+listeners — among them the MQTT publisher (``Store.open(..., mqtt_url=...)``, see
+``console.records._checkpoint_mqtt``), which publishes it as a retained message from its
+own thread so that a broker outage never slows or fails a write.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import sqlite_utils
@@ -54,10 +58,15 @@ from console.records._migrate import (
     load_protective_triggers,
 )
 
+if TYPE_CHECKING:
+    from console.records._checkpoint_mqtt import CheckpointPublisher
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT_EVERY = 10_000
 DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
+#: How long closing the store waits for the broker to take the last checkpoint.
+DEFAULT_MQTT_CLOSE_TIMEOUT_S = 3.0
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -124,6 +133,7 @@ class Store:
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         self._listeners: list[Callable[[Checkpoint], None]] = []
+        self._publishers: list[tuple[CheckpointPublisher, float]] = []
         self.db = sqlite_utils.Database(conn)
 
     # --- opening and closing -----------------------------------------------------------
@@ -140,6 +150,10 @@ class Store:
         installation_key_file: Path | None = None,
         migration_sets: Sequence[str] = MIGRATION_SETS,
         background_checkpoints: bool = True,
+        mqtt_url: str | None = None,
+        mqtt_topic: str | None = None,
+        mqtt_replace_retained: bool = False,
+        mqtt_close_timeout_s: float = DEFAULT_MQTT_CLOSE_TIMEOUT_S,
     ) -> Store:
         """Open (creating if needed) the store at ``path``.
 
@@ -148,11 +162,31 @@ class Store:
         creates) the installation key and checkpoints anything not yet covered.
         Read-only mode applies nothing and refuses a database that needs migrations.
 
+        With ``mqtt_url`` (writer mode), every checkpoint is also published retained on
+        ``mqtt_topic`` (default ``samu/v1/centre/samu075/audit/checkpoint``) by a
+        :class:`~console.records._checkpoint_mqtt.CheckpointPublisher`, starting with
+        the latest one; ``close`` waits at most ``mqtt_close_timeout_s`` for the broker.
+
         Raises:
-            StoreError: the file is not a usable database, or one of the checks failed
-                (:class:`SchemaError`, :class:`KeyFileError` subclasses say which).
+            StoreError: the file is not a usable database, one of the checks failed
+                (:class:`SchemaError`, :class:`KeyFileError` subclasses say which), or
+                the MQTT URL or topic is malformed.
         """
         path = Path(path)
+        if mqtt_url is not None:
+            if readonly:
+                raise StoreError("a read-only store takes no checkpoints to publish (mqtt_url)")
+            from console.records._checkpoint_mqtt import (
+                _check_topic,
+                checkpoint_topic,
+                parse_broker_url,
+            )
+
+            try:
+                parse_broker_url(mqtt_url)
+                mqtt_topic = _check_topic(mqtt_topic or checkpoint_topic())
+            except ValueError as exc:
+                raise StoreError(f"MQTT: {exc}") from exc
         if readonly and not path.is_file():
             raise StoreError(f"database not found: {path}")
         if not path.parent.is_dir():
@@ -197,12 +231,20 @@ class Store:
             except BaseException:
                 conn.close()
                 raise
+            if mqtt_url is not None:
+                from console.records._checkpoint_mqtt import CheckpointPublisher
+
+                publisher = CheckpointPublisher(
+                    mqtt_url, mqtt_topic, store=store, replace_retained=mqtt_replace_retained
+                )
+                store.attach_checkpoint_publisher(publisher, close_timeout_s=mqtt_close_timeout_s)
             if background_checkpoints and checkpoint_interval_s > 0:
                 store._start_timer()
         return store
 
     def close(self) -> None:
-        """Checkpoint events not yet covered, stop the timer, close the connection."""
+        """Checkpoint events not yet covered, stop the timer, let the attached publishers
+        drain (each within its timeout), close the connection."""
         if self._closed:
             return
         self._stop.set()
@@ -210,6 +252,13 @@ class Store:
             self._timer.join()
         try:
             if not self.readonly:
+                with contextlib.suppress(StoreError, sqlite3.Error):
+                    self.checkpoint(force=False)
+            # Never while holding the lock: a publisher may be recording an incident.
+            for publisher, timeout in self._publishers:
+                publisher.close(timeout)
+            if self._publishers and not self.readonly:
+                # What they recorded meanwhile (incidents) is covered, at least on disk.
                 with contextlib.suppress(StoreError, sqlite3.Error):
                     self.checkpoint(force=False)
         finally:
@@ -394,6 +443,49 @@ class Store:
         logged, never raised into the writer.
         """
         self._listeners.append(listener)
+
+    def attach_checkpoint_publisher(
+        self,
+        publisher: CheckpointPublisher,
+        *,
+        close_timeout_s: float = DEFAULT_MQTT_CLOSE_TIMEOUT_S,
+        publish_latest: bool = True,
+    ) -> None:
+        """Listen with ``publisher`` and close it (draining up to ``close_timeout_s``) when
+        the store closes. ``publish_latest`` hands it the latest checkpoint now, so the
+        broker catches up with what was taken while it (or this process) was away."""
+        self.add_checkpoint_listener(publisher)
+        self._publishers.append((publisher, close_timeout_s))
+        if publish_latest:
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                publisher(latest)
+
+    @property
+    def checkpoint_publishers(self) -> tuple[CheckpointPublisher, ...]:
+        """The publishers attached with :meth:`attach_checkpoint_publisher`."""
+        return tuple(publisher for publisher, _ in self._publishers)
+
+    def holds_checkpoint(self, tree_size: int, root: bytes) -> bool:
+        """Whether ``audit_checkpoints`` has a checkpoint of that size and Merkle root."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            row = self._conn.execute(
+                "SELECT 1 FROM audit_checkpoints WHERE tree_size = ? AND root = ? LIMIT 1",
+                (tree_size, root),
+            ).fetchone()
+        return row is not None
+
+    def trusted_audit_keys(self) -> dict[str, bytes]:
+        """key_id -> raw public key of every trusted installation key (:func:`trusted_keys`)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            rows = self._conn.execute(
+                "SELECT key_id, public_key, endorsement FROM audit_keys ORDER BY id"
+            ).fetchall()
+        return trusted_keys(rows)
 
     def _publish(self, checkpoint: Checkpoint) -> None:
         self._last_checkpoint_mono = time.monotonic()

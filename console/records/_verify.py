@@ -476,13 +476,20 @@ def verify_trail(
     *,
     installation_key_file: Path | None = None,
     workers: int | None = None,
+    outside_checkpoints: Sequence[Any] = (),
 ) -> VerifyReport:
-    """Verify the audit trail of ``db_path`` (see the module docstring for the rules)."""
+    """Verify the audit trail of ``db_path`` (see the module docstring for the rules).
+
+    ``outside_checkpoints``: more outside checkpoints (``_checkpoint.OutsideFile``), judged
+    like the directory's files — e.g. the retained MQTT one (``fetch_retained_checkpoint``).
+    """
     started = time.perf_counter()
     path = Path(db_path)
     report = VerifyReport(db=str(path))
     try:
-        _verify(report, path, checkpoint_dir, installation_key_file, workers)
+        _verify(
+            report, path, checkpoint_dir, installation_key_file, workers, extra=outside_checkpoints
+        )
     except _UnusableError as exc:
         report.status = "unusable"
         report.error = str(exc)
@@ -500,6 +507,8 @@ def _verify(
     checkpoint_dir: Path | None,
     installation_key_file: Path | None,
     workers: int | None,
+    *,
+    extra: Sequence[Any] = (),
 ) -> None:
     if not path.exists():
         raise _UnusableError(f"no such file: {path}")
@@ -509,7 +518,7 @@ def _verify(
     report.checkpoint_dir = str(outside_dir)
     # Outside files first: with a writer running, they can then only be older than what
     # we read from the database afterwards.
-    outside_files = read_outside(outside_dir)
+    outside_files = [*read_outside(outside_dir), *extra]
     uri = readonly_uri(path)
     try:
         conn = sqlite3.connect(uri, uri=True)
