@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import sys
 import types
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console.records import KeyFileError, SchemaError, Store, StoreError
+from console.records import AuditEvent, KeyFileError, SchemaError, Store, StoreError
 from console.records._migrate import applied_migrations
 from console.records._schema import AUDIT_TRIGGERS, MIGRATIONS, PROTECTIVE_TRIGGERS
 
@@ -188,3 +189,30 @@ def test_readonly_store_reads_but_never_writes(tmp_path: Path) -> None:
         assert store.conn.execute("SELECT count(*) FROM audit_events").fetchone()[0] == 1
         with pytest.raises(StoreError, match="read-only"):
             store.append_audit(AuditEvent(actor="a", role="r", terminal="t", action="x"))
+
+
+def test_a_new_database_and_its_wal_are_owner_only(tmp_path: Path) -> None:
+    """Health data: no other local account may read the file, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "records.db"
+        store = Store.open(path)
+        try:
+            store.append_audit(
+                AuditEvent(
+                    actor="local:test",
+                    role="admin",
+                    terminal="t",
+                    action="test.write",
+                    object="x:1",
+                    purpose="normal",
+                    outcome="success",
+                )
+            )
+            for f in (path, path.with_name(path.name + "-wal")):
+                if f.exists():
+                    assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        finally:
+            store.close()
+    finally:
+        os.umask(old)

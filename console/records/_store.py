@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -191,6 +192,10 @@ class Store:
             raise StoreError(f"database not found: {path}")
         if not path.parent.is_dir():
             raise StoreError(f"directory does not exist: {path.parent}")
+        if not readonly and not path.exists():
+            # Health data: owner-only from the first byte. SQLite gives its -wal and -shm
+            # files the database file's permissions, so they follow.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         migrations = load_migrations(migration_sets)
         triggers = load_protective_triggers(migration_sets)
         conn = connect(path, readonly=readonly)
