@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.records.bench import run
+from console.records import verify_trail
+from console.records.bench import build_trail, run
 
 
 def test_bench_reports_figures_and_ratios(tmp_path: Path) -> None:
@@ -20,3 +21,11 @@ def test_bench_reports_figures_and_ratios(tmp_path: Path) -> None:
     ):
         assert result[key] > 0
     assert list(tmp_path.iterdir()) == []  # temporary files removed
+
+
+def test_build_trail_makes_a_verifiable_trail_of_the_requested_size(tmp_path: Path) -> None:
+    db = tmp_path / "trail.db"
+    build_trail(db, 250)
+    report = verify_trail(db)
+    assert report.exit_code == 0, report.verdict()
+    assert report.events == 250

@@ -57,6 +57,24 @@ def _events(count: int, start: int = 0) -> list[Any]:
     ]
 
 
+def _fill(store: Any, total: int) -> None:
+    """Append benchmark events until the trail holds ``total`` events."""
+    filler = _events(10_000)
+    current = store.conn.execute("SELECT max(seq) FROM audit_events").fetchone()[0] or 0
+    while current < total:
+        size = min(len(filler), total - current)
+        current = store.append_audit_many(filler[:size])[-1]
+
+
+def build_trail(db: Path, events: int) -> None:
+    """A trail of ``events`` benchmark events at ``db`` (checkpoints and key beside it),
+    like the one the verify figure is measured on: for profiling the verifier alone."""
+    from console.records._store import Store
+
+    with Store.open(db, background_checkpoints=False) as store:
+        _fill(store, events)
+
+
 def run(
     append_events: int | None = None,
     verify_events: int | None = None,
@@ -93,11 +111,7 @@ def run(
                 done += size
             model_s = time.perf_counter() - started
 
-            filler = _events(10_000)
-            current = store.conn.execute("SELECT max(seq) FROM audit_events").fetchone()[0]
-            while current < total:
-                size = min(len(filler), total - current)
-                current = store.append_audit_many(filler[:size])[-1]
+            _fill(store, total)
         finally:
             store.close()
         cpu_before = _cpu_seconds()
