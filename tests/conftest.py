@@ -25,6 +25,10 @@ settings.register_profile(
 settings.register_profile(
     "dev", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# HYPOTHESIS_PROFILE=soak: long runs before trusting a change to a codec or to the verifier.
+settings.register_profile(
+    "soak", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck)
+)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

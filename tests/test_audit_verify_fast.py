@@ -326,3 +326,28 @@ def test_a_seq_that_is_no_integer_leaves_its_position_empty(
         trail, *rebuild_loose(trail, "INT"), f"UPDATE audit_events SET seq = {value} WHERE seq = 17"
     )
     assert verdict(trail, workers=workers) == (1, "edited", 17)
+
+
+def test_odd_rows_in_the_key_table_are_not_trusted_and_do_not_crash() -> None:
+    from console.records._checkpoint import trusted_keys
+
+    anchor = bytes(range(32))
+    rows = [(None, None, None), ("k1", anchor, None), ("k2", "text", b"sig"), ("k3", anchor, 5)]
+    assert trusted_keys(rows) == {}  # the first row (the anchor) is unusable
+    assert trusted_keys(rows[1:]) == {"k1": anchor}
+
+
+def test_importing_the_verifier_leaves_the_heavy_parts_unloaded() -> None:
+    # ``samu audit verify`` starts in a fraction of a second: the records package loads
+    # its parts on first use, and the verifier needs neither sqlite-utils (which pulls in
+    # numpy), nor the MQTT client, nor the backup code.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from console.records import verify_trail; "
+        "print(sorted(m for m in ('sqlite_utils', 'numpy', 'aiomqtt', "
+        "'console.records._store', 'console.records._backup') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -9,54 +9,126 @@ database and outside it (a directory, and a retained MQTT topic published by
 backups and the master key live here too; accounts and identities build on top
 (``console.auth``, ``console.records.identity``). See ``console/records/README.md`` for
 the on-disk layout as outside auditors need it.
+
+The names below are imported on first use (PEP 562): ``samu audit verify`` then loads
+the verifier and what it needs, not SQLite-utils, numpy, MQTT or pydantic models it never
+touches, which halves the command's start-up.
 """
 
-from console.records._audit import (
-    LOCAL_ROLE,
-    AuditContext,
-    AuditEvent,
-    AuditWriter,
-    canonical_json,
-    local_actor,
-    local_terminal,
-)
-from console.records._backup import (
-    BackupCheck,
-    BackupError,
-    create_backup,
-    restore_backup,
-    verify_backup,
-)
-from console.records._checkpoint import (
-    Checkpoint,
-    OutsideFile,
-    checkpoint_dir_for,
-    installation_key_path,
-)
-from console.records._checkpoint_mqtt import (
-    CheckpointMqttError,
-    CheckpointPublisher,
-    PublisherStatus,
-    checkpoint_topic,
-    fetch_retained_checkpoint,
-    parse_broker_url,
-)
-from console.records._errors import KeyFileError, SchemaError, StoreError
-from console.records._export import iter_fhir, to_fhir, write_fhir_lines
-from console.records._incidents import (
-    Incident,
-    IncidentError,
-    IncidentNote,
-    get_incident,
-    list_incidents,
-    open_incident,
-    update_incident,
-)
-from console.records._keys import derive_key, load_master_key, master_key_path
-from console.records._merkle import merkle_root
-from console.records._migrate import MIGRATION_SETS
-from console.records._store import Store
-from console.records._verify import KINDS, Damage, VerifyReport, verify_trail
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from console.records._audit import (
+        LOCAL_ROLE,
+        AuditContext,
+        AuditEvent,
+        AuditWriter,
+        canonical_json,
+        local_actor,
+        local_terminal,
+    )
+    from console.records._backup import (
+        BackupCheck,
+        BackupError,
+        create_backup,
+        restore_backup,
+        verify_backup,
+    )
+    from console.records._checkpoint import (
+        Checkpoint,
+        OutsideFile,
+        checkpoint_dir_for,
+        installation_key_path,
+    )
+    from console.records._checkpoint_mqtt import (
+        CheckpointMqttError,
+        CheckpointPublisher,
+        PublisherStatus,
+        checkpoint_topic,
+        fetch_retained_checkpoint,
+        parse_broker_url,
+    )
+    from console.records._errors import KeyFileError, SchemaError, StoreError
+    from console.records._export import iter_fhir, to_fhir, write_fhir_lines
+    from console.records._incidents import (
+        Incident,
+        IncidentError,
+        IncidentNote,
+        get_incident,
+        list_incidents,
+        open_incident,
+        update_incident,
+    )
+    from console.records._keys import derive_key, load_master_key, master_key_path
+    from console.records._merkle import merkle_root
+    from console.records._migrate import MIGRATION_SETS
+    from console.records._store import Store
+    from console.records._verify import KINDS, Damage, VerifyReport, verify_trail
+
+_EXPORTS: dict[str, str] = {
+    "AuditContext": "console.records._audit",
+    "AuditEvent": "console.records._audit",
+    "AuditWriter": "console.records._audit",
+    "BackupCheck": "console.records._backup",
+    "BackupError": "console.records._backup",
+    "Checkpoint": "console.records._checkpoint",
+    "CheckpointMqttError": "console.records._checkpoint_mqtt",
+    "CheckpointPublisher": "console.records._checkpoint_mqtt",
+    "Damage": "console.records._verify",
+    "Incident": "console.records._incidents",
+    "IncidentError": "console.records._incidents",
+    "IncidentNote": "console.records._incidents",
+    "KINDS": "console.records._verify",
+    "KeyFileError": "console.records._errors",
+    "LOCAL_ROLE": "console.records._audit",
+    "MIGRATION_SETS": "console.records._migrate",
+    "OutsideFile": "console.records._checkpoint",
+    "PublisherStatus": "console.records._checkpoint_mqtt",
+    "SchemaError": "console.records._errors",
+    "Store": "console.records._store",
+    "StoreError": "console.records._errors",
+    "VerifyReport": "console.records._verify",
+    "canonical_json": "console.records._audit",
+    "checkpoint_dir_for": "console.records._checkpoint",
+    "checkpoint_topic": "console.records._checkpoint_mqtt",
+    "create_backup": "console.records._backup",
+    "derive_key": "console.records._keys",
+    "fetch_retained_checkpoint": "console.records._checkpoint_mqtt",
+    "get_incident": "console.records._incidents",
+    "installation_key_path": "console.records._checkpoint",
+    "iter_fhir": "console.records._export",
+    "list_incidents": "console.records._incidents",
+    "load_master_key": "console.records._keys",
+    "local_actor": "console.records._audit",
+    "local_terminal": "console.records._audit",
+    "master_key_path": "console.records._keys",
+    "merkle_root": "console.records._merkle",
+    "open_incident": "console.records._incidents",
+    "parse_broker_url": "console.records._checkpoint_mqtt",
+    "restore_backup": "console.records._backup",
+    "to_fhir": "console.records._export",
+    "update_incident": "console.records._incidents",
+    "verify_backup": "console.records._backup",
+    "verify_trail": "console.records._verify",
+    "write_fhir_lines": "console.records._export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "KINDS",

@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -371,3 +372,26 @@ def parse_outside_document(data: bytes) -> Checkpoint:
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def trusted_keys(rows: Sequence[tuple[Any, ...]]) -> dict[str, bytes]:
+    """key_id -> public key for the anchor (first row) and every properly endorsed key.
+
+    ``rows`` are ``(key_id, public_key, endorsement)`` in insertion order. A later key
+    is trusted only if an already trusted key signed ``ENDORSEMENT_PREFIX || key_id ||
+    public_key``: whoever edits the table cannot add a key of their own. A row whose key
+    or endorsement is not a BLOB (a table rebuilt without its constraints) is not trusted.
+    """
+    trusted: dict[str, bytes] = {}
+    for index, (key_id, public, endorsement) in enumerate(rows):
+        if type(public) is not bytes or len(public) != 32:
+            continue
+        if index == 0:
+            trusted[str(key_id)] = public
+            continue
+        if type(endorsement) is not bytes:
+            continue
+        message = ENDORSEMENT_PREFIX + str(key_id).encode() + public
+        if any(verify_signature(k, message, endorsement) for k in trusted.values()):
+            trusted[str(key_id)] = public
+    return trusted

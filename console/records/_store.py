@@ -33,19 +33,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import sqlite_utils
 
 from console.records._audit import AuditEvent, append_rows, last_position, local_event
 from console.records._checkpoint import (
-    ENDORSEMENT_PREFIX,
     Checkpoint,
     InstallationKey,
     checkpoint_dir_for,
     installation_key_path,
-    verify_signature,
+    trusted_keys,
     write_outside,
 )
 from console.records._errors import KeyFileError, SchemaError, StoreError
@@ -611,24 +610,3 @@ def _latest_frontier(conn: sqlite3.Connection, size: int) -> Frontier:
     if frontier.root() != bytes(row[1]) and frontier.size:
         return Frontier()  # tampered or corrupt: recompute from the leaves
     return frontier
-
-
-def trusted_keys(rows: Sequence[tuple[Any, ...]]) -> dict[str, bytes]:
-    """key_id -> public key for the anchor (first row) and every properly endorsed key.
-
-    ``rows`` are ``(key_id, public_key, endorsement)`` in insertion order. A later key
-    is trusted only if an already trusted key signed ``ENDORSEMENT_PREFIX || key_id ||
-    public_key``: whoever edits the table cannot add a key of their own.
-    """
-    trusted: dict[str, bytes] = {}
-    for index, (key_id, raw_public, endorsement) in enumerate(rows):
-        public = bytes(raw_public)
-        if index == 0:
-            trusted[str(key_id)] = public
-            continue
-        if endorsement is None:
-            continue
-        message = ENDORSEMENT_PREFIX + str(key_id).encode() + public
-        if any(verify_signature(k, message, bytes(endorsement)) for k in trusted.values()):
-            trusted[str(key_id)] = public
-    return trusted
