@@ -9,9 +9,9 @@ from console.records.bench import build_trail, run
 
 
 def test_bench_reports_figures_and_ratios(tmp_path: Path) -> None:
-    result = run(append_events=300, verify_events=900, batch=100, directory=tmp_path)
+    result = run(append_events=300, verify_events=2000, batch=100, directory=tmp_path, rounds=2)
     assert result["benchmark"] == "store"
-    assert result["verify_events"] == 900
+    assert result["verify_events"] == 2000
     for key in (
         "appends_per_s",
         "appends_with_model_per_s",
@@ -20,6 +20,11 @@ def test_bench_reports_figures_and_ratios(tmp_path: Path) -> None:
         "verify_ratio",
     ):
         assert result[key] > 0
+    assert result["rounds"] == 2
+    low, high = result["verify_s_range"]
+    assert low <= result["verify_s"] <= high  # the median of the rounds
+    low, high = result["appends_per_s_range"]
+    assert low <= result["appends_per_s"] <= high
     assert list(tmp_path.iterdir()) == []  # temporary files removed
 
 

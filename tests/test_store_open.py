@@ -216,3 +216,20 @@ def test_a_new_database_and_its_wal_are_owner_only(tmp_path: Path) -> None:
             store.close()
     finally:
         os.umask(old)
+
+
+def test_a_new_database_uses_16k_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    from console.records._store import PAGE_SIZE
+
+    new = tmp_path / "new.db"
+    Store.open(new).close()
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("CREATE TABLE unrelated (x INTEGER)")  # the file now has its page size
+    conn.close()
+    Store.open(old).close()
+    for path, expected in ((new, PAGE_SIZE), (old, 4096)):
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == expected, path
+        conn.close()

