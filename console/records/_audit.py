@@ -97,6 +97,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Deepest nesting of objects and arrays accepted in an event's ``detail``.
+MAX_DETAIL_DEPTH = 32
+
+
 class AuditEvent(BaseModel):
     """One access or change, as the trail records it.
 
@@ -123,6 +127,21 @@ class AuditEvent(BaseModel):
     #: read through ``__pydantic_private__`` because pydantic's private-attribute
     #: ``__getattr__`` costs microseconds on the append path.
     _rendered: tuple[str, str, bytes, bytes] = PrivateAttr()
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_depth(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Details carry record ids and counts. A bound on nesting keeps every reader of
+        # the trail (verify, exports, auditors' tools) far from recursion limits: Python's
+        # json module gives up near 1 000 levels, which a detail must never approach.
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DETAIL_DEPTH:
+                raise ValueError(f"detail is nested deeper than {MAX_DETAIL_DEPTH} levels")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        return value
 
     @field_validator("purpose")
     @classmethod

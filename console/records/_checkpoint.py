@@ -332,6 +332,9 @@ def read_outside(directory: Path) -> list[OutsideFile]:
     for path in sorted(directory.glob("*.json")):
         if path.name.startswith("."):
             continue
+        if not path.is_file():  # a FIFO would block the read, a directory cannot be read
+            out.append(OutsideFile(path, None, "not a regular file"))
+            continue
         try:
             checkpoint = parse_outside_document(path.read_bytes())
         except OSError as exc:
@@ -370,7 +373,7 @@ def parse_outside_document(data: bytes) -> Checkpoint:
             bytes.fromhex(doc["signature"]),
             bytes.fromhex(doc.get("public_key", "")),
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
 

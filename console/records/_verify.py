@@ -308,7 +308,7 @@ def _exact_check(
     """
     try:
         obj = json.loads(canonical.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None, False, "canonical bytes are not UTF-8 JSON"
     if not isinstance(obj, dict) or tuple(sorted(obj)) != EVENT_KEYS:
         return None, False, "canonical bytes do not hold an audit event"
@@ -324,7 +324,7 @@ def _exact_check(
             obj["detail"], dict
         ):
             return cseq, False, "canonical fields have the wrong types"
-    except (TypeError, ValueError, UnicodeEncodeError):
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return None, False, "canonical bytes do not hold an audit event"
     row = conn.execute(_COLUMNS_SQL, (seq,)).fetchone()
     if row is None:
@@ -348,9 +348,12 @@ class _BlockResult:
     frontiers: dict[int, list[bytes]] = field(default_factory=dict)
 
 
-def _scan_block(task: tuple[str, int, int, tuple[int, ...]]) -> _BlockResult:
-    """Fast check of events ``lo+1 .. hi``; frontiers of the requested block prefixes."""
-    uri, lo, hi, sizes = task
+def _scan_block(task: tuple[str, int, int, tuple[int, ...], int]) -> _BlockResult:
+    """Fast check of events ``lo+1 .. hi``; frontiers of the requested block prefixes.
+
+    ``covered``: the largest tree size a verified checkpoint signs.
+    """
+    uri, lo, hi, sizes, covered = task
     conn = sqlite3.connect(uri, uri=True)
     try:
         if lo == 0:
@@ -359,28 +362,37 @@ def _scan_block(task: tuple[str, int, int, tuple[int, ...]]) -> _BlockResult:
             row = conn.execute(
                 "SELECT chain_hash FROM audit_events WHERE seq = ?", (lo,)
             ).fetchone()
-            if row is None:
+            stored = None if row is None else _blob(row[0])
+            if stored is None:
                 return _BlockResult(False, lo)
-            prev = bytes(row[0])
+            prev = stored
         leaves: list[bytes] = []
         append = leaves.append
         sha = _sha256
         leaf_of = _LEAF_PREFIX.copy
         backslash = _BACKSLASH
-        for canonical, vouched_leaf, chain in conn.execute(_ROWS_SQL, (lo, hi)):
-            leaf = vouched_leaf
-            if leaf is None or backslash in canonical:
-                # Rare: the row needs the exact comparison. Its position is lo + i + 1
-                # unless a row is missing, and then the count below fails the block.
-                leaf = _exactly_vouched_leaf(conn, lo + len(leaves) + 1, bytes(canonical))
-                if leaf is None:
+        # Rows above ``covered`` are under no signed checkpoint: whoever can write the
+        # file can append rows with correct hashes there, so each gets the exact check
+        # (canonical form, its own seq), not only the column comparison.
+        for start, end, exact in ((lo, min(hi, covered), False), (max(lo, covered), hi, True)):
+            if end <= start:
+                continue
+            for canonical, vouched_leaf, chain in conn.execute(_ROWS_SQL, (start, end)):
+                leaf = vouched_leaf
+                if exact or leaf is None or backslash in canonical:
+                    # Rare: the row needs the exact comparison. Its position is lo + i + 1
+                    # unless a row is missing, and then the count below fails the block.
+                    blob = _blob(canonical)
+                    position = lo + len(leaves) + 1
+                    leaf = None if blob is None else _exactly_vouched_leaf(conn, position, blob)
+                    if leaf is None:
+                        return _BlockResult(False, lo + len(leaves) + 1)
+                computed = leaf_of()
+                computed.update(canonical)
+                if computed.digest() != leaf or sha(prev + leaf).digest() != chain:
                     return _BlockResult(False, lo + len(leaves) + 1)
-            computed = leaf_of()
-            computed.update(canonical)
-            if computed.digest() != leaf or sha(prev + leaf).digest() != chain:
-                return _BlockResult(False, lo + len(leaves) + 1)
-            prev = chain
-            append(leaf)
+                prev = chain
+                append(leaf)
         if len(leaves) != hi - lo:
             return _BlockResult(False, lo + 1)
     except (sqlite3.Error, TypeError, ValueError):
@@ -395,8 +407,10 @@ def _scan_block(task: tuple[str, int, int, tuple[int, ...]]) -> _BlockResult:
 
 
 def _exactly_vouched_leaf(conn: sqlite3.Connection, seq: int, canonical: bytes) -> Any:
-    """Stored leaf hash of row ``seq`` if its columns pass the exact check, else None."""
-    if not _exact_check(conn, seq, canonical)[1]:
+    """Stored leaf hash of row ``seq`` if its canonical bytes are the canonical event
+    ``seq`` and its columns pass the exact check, else None."""
+    cseq, columns_ok, _ = _exact_check(conn, seq, canonical)
+    if cseq != seq or not columns_ok:
         return None
     row = conn.execute("SELECT leaf_hash FROM audit_events WHERE seq = ?", (seq,)).fetchone()
     return None if row is None else row[0]
@@ -410,11 +424,12 @@ def _fast_scan(
     A clean scan also proves that the rows are exactly ``1..n``: no count(*) needed.
     ``on_start`` runs once the workers are forked (it may start threads).
     """
+    covered = max(sizes, default=0)
     tasks = []
     for lo in range(0, n, BLOCK):
         hi = min(lo + BLOCK, n)
         wanted = tuple(sorted({s - lo for s in sizes if lo < s <= hi and s - lo != BLOCK}))
-        tasks.append((uri, lo, hi, wanted))
+        tasks.append((uri, lo, hi, wanted, covered))
     if workers > 1 and len(tasks) > 1:
         context = multiprocessing.get_context("fork")
         with context.Pool(min(workers, len(tasks))) as pool:
@@ -445,15 +460,18 @@ def _fast_scan(
     return roots
 
 
-def _diagnose(conn: sqlite3.Connection) -> tuple[list[Damage], list[bytes]]:
-    """Classify every row problem; return the damages and the clean prefix's leaves."""
+def _diagnose(conn: sqlite3.Connection, covered: int) -> tuple[list[Damage], list[bytes]]:
+    """Classify every row problem; return the damages and the clean prefix's leaves.
+
+    Rows above ``covered`` (no verified checkpoint signs them) always get the exact
+    check, as in the fast scan.
+    """
     gaps: list[tuple[int, int]] = []
     displaced: list[tuple[int, int]] = []
     edited: list[tuple[int, str]] = []
     at_own_place: set[int] = set()
     moved_events: dict[int, int] = {}  # canonical seq -> row seq holding it elsewhere
     leaves: list[bytes] = []
-    highest_event = 0
     prev_seq = 0
     prev_chain = ZERO_CHAIN
     for raw_seq, ok, raw_canonical, raw_leaf, raw_chain in conn.execute(_ALL_ROWS_SQL):
@@ -468,7 +486,7 @@ def _diagnose(conn: sqlite3.Connection) -> tuple[list[Damage], list[bytes]]:
         if canonical is None or leaf is None or chain is None:
             cseq, columns_ok, why = None, False, "canonical or a hash column is not a BLOB"
             canonical, leaf, chain = canonical or b"", leaf or b"", chain or b""
-        elif ok and _BACKSLASH not in canonical:
+        elif ok and _BACKSLASH not in canonical and seq <= covered:
             cseq, columns_ok, why = seq, True, ""
         else:
             cseq, columns_ok, why = _exact_check(conn, seq, canonical)
@@ -477,13 +495,11 @@ def _diagnose(conn: sqlite3.Connection) -> tuple[list[Damage], list[bytes]]:
         elif _sha256(b"\x00" + canonical).digest() != leaf:
             edited.append((seq, "leaf_hash is not the hash of the canonical bytes"))
         elif cseq != seq:
-            highest_event = max(highest_event, cseq)
             displaced.append((seq, cseq))
             moved_events[cseq] = seq
         elif not columns_ok:
             edited.append((seq, why))
         else:
-            highest_event = max(highest_event, cseq)
             at_own_place.add(seq)
             if _sha256(prev_chain + leaf).digest() != chain:
                 edited.append((seq, "chain_hash does not follow the previous row"))
@@ -505,6 +521,15 @@ def _diagnose(conn: sqlite3.Connection) -> tuple[list[Damage], list[bytes]]:
         else:
             span = f"events {first}..{last} are" if last > first else f"event {first} is"
             damages.append(Damage("deleted", first, f"{span} missing"))
+    naming = dict(displaced)  # row seq -> the event its bytes name
+    last_row = displaced[-1][0] if displaced else 0
+    last_row = max(last_row, prev_seq)
+
+    def renumbered(seq: int, cseq: int) -> bool:
+        # Rows after a deletion moved down to close the gap: each names a later event,
+        # and the next row names the next event (or this is the last row).
+        return 1 <= seq < cseq and (seq == last_row or naming.get(seq + 1) == cseq + 1)
+
     for seq, cseq in displaced:
         if seq in moved_events:
             damages.append(
@@ -516,14 +541,19 @@ def _diagnose(conn: sqlite3.Connection) -> tuple[list[Damage], list[bytes]]:
             )
         elif cseq in at_own_place:
             damages.append(
-                Damage("edited", seq, f"row {seq} was overwritten with a copy of event {cseq}")
+                Damage(
+                    "edited",
+                    seq,
+                    f"row {seq} holds bytes naming event {cseq}, which sits at its own place",
+                )
             )
-        elif 1 <= seq <= highest_event:
+        elif renumbered(seq, cseq):
             damages.append(
                 Damage("deleted", seq, f"event {seq} is missing and later rows were renumbered")
             )
         else:
-            damages.append(Damage("edited", cseq, f"event {cseq} was moved to seq {seq}"))
+            where = cseq if seq < 1 else min(seq, cseq)
+            damages.append(Damage("edited", where, f"row {seq} holds bytes naming event {cseq}"))
     damages.extend(Damage("edited", seq, why) for seq, why in edited)
     if damages:
         first_bad = min(d.seq for d in damages if d.seq is not None)
@@ -632,9 +662,12 @@ def _verify_open(
     damages = report.damages
     conn.execute("BEGIN")  # one snapshot for the metadata
     log_id = None
+    log_rows: list[Any] = []
     if "audit_log" in tables:
-        row = conn.execute("SELECT log_id FROM audit_log").fetchone()
-        log_id = None if row is None else str(row[0])
+        log_rows = [r[0] for r in conn.execute("SELECT log_id FROM audit_log")]
+        # Exactly one row names the trail; with more (or none) it is not known which
+        # one checkpoints should name, so none is trusted and the table is an edit.
+        log_id = str(log_rows[0]) if len(log_rows) == 1 else None
     key_rows = (
         conn.execute(
             "SELECT key_id, public_key, endorsement FROM audit_keys ORDER BY id"
@@ -690,16 +723,18 @@ def _verify_open(
 
     inside: list[Checkpoint] = []
     for cp_id, size, root, head, when, key_id, raw_statement, signature in cp_rows:
-        statement = bytes(raw_statement)
+        statement = _blob(raw_statement) or b""
         signed_size: int | None = None
         try:
+            if type(raw_statement) is not bytes:
+                raise TypeError("statement is not a BLOB")
             parsed = json.loads(statement)
             if isinstance(parsed, dict):
                 signed_size = _int_or_none(parsed.get("tree_size"))
-            cp = Checkpoint.from_statement(parsed, bytes(signature))
+            cp = Checkpoint.from_statement(parsed, _blob(signature) or b"")
             if canonical_bytes(parsed) != statement:
                 raise ValueError("statement bytes are not canonical")
-            if (size, bytes(root), bytes(head), when, key_id) != (
+            if (size, _blob(root), _blob(head), when, key_id) != (
                 cp.tree_size,
                 cp.root,
                 cp.chain_head,
@@ -709,7 +744,7 @@ def _verify_open(
                 raise ValueError("columns differ from the signed statement")
             if log_id is not None and cp.log_id != log_id:
                 raise ValueError(f"statement names another trail ({cp.log_id})")
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             # Column and statement may disagree on the size: report the lower one, the
             # first position this checkpoint no longer vouches for.
             sizes_claimed = [s for s in (_int_or_none(size), signed_size) if s is not None]
@@ -752,10 +787,18 @@ def _verify_open(
                 )
             )
             continue
-        if log_id is not None and cp.log_id != log_id:
-            report.notes.append(f"outside checkpoint {name} belongs to another trail; ignored")
-            continue
         public = trusted.get(cp.key_id)
+        if log_id is not None and cp.log_id != log_id:
+            if public is None or not verify_signature(public, cp.statement_bytes(), cp.signature):
+                report.notes.append(f"outside checkpoint {name} belongs to another trail; ignored")
+                continue
+            # Signed by this installation's key for another trail id: the database's
+            # trail id was changed (or the file replaced by another trail). Judged
+            # against the log like the others, so what it covers cannot be lost unseen.
+            report.notes.append(
+                f"outside checkpoint {name} is signed by this installation for trail "
+                f"{cp.log_id}, but the database names trail {log_id}"
+            )
         if public is None:
             damages.append(
                 Damage(
@@ -774,6 +817,15 @@ def _verify_open(
             )
         else:
             outside.append((name, cp))
+    if "audit_log" in tables and len(log_rows) != 1:
+        damages.append(
+            Damage(
+                "edited",
+                1,
+                f"audit_log holds {len(log_rows)} rows where the trail has exactly one id: "
+                "the trail's identity was edited",
+            )
+        )
     if not outside_files:
         report.notes.append(
             f"no outside checkpoints in {outside_dir}: restoring an older copy of the "
@@ -810,7 +862,7 @@ def _verify_open(
         # rows appended since the snapshot (seq > n) are not counted, as in the snapshot
         count = conn.execute("SELECT count(*) FROM audit_events WHERE seq <= ?", (n,)).fetchone()
         report.events = int(count[0])
-        row_damages, clean = _diagnose(conn)
+        row_damages, clean = _diagnose(conn, max(sizes, default=0))
         clean_levels = MerkleLevels(clean)
         roots = {s: fold(clean_levels.prefix_frontier(s)) for s in sizes if s <= len(clean)}
     checker.join()
