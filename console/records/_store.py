@@ -57,7 +57,6 @@ from console.records._migrate import (
     load_migrations,
     load_protective_triggers,
 )
-from console.records._wal import WalCheckpointer
 
 if TYPE_CHECKING:
     from console.records._checkpoint_mqtt import CheckpointPublisher
@@ -75,10 +74,6 @@ BUSY_TIMEOUT_MS = 10_000
 #: ``samu audit verify`` of 1 M events takes ~8 % less CPU. Small random writes (sessions,
 #: back-off counters) write a larger page to the WAL, which their rate makes negligible.
 PAGE_SIZE = 16_384
-#: SQLite's default automatic checkpoint, restored if the WAL thread stops.
-AUTOCHECKPOINT_PAGES = 1000
-#: The WAL file is truncated to this after a checkpoint restarts it.
-WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def _now_text() -> str:
@@ -145,7 +140,6 @@ class Store:
         self._last_checkpoint_mono = time.monotonic()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
-        self._wal: WalCheckpointer | None = None
         self._listeners: list[Callable[[Checkpoint], None]] = []
         self._publishers: list[tuple[CheckpointPublisher, float]] = []
         self.db = sqlite_utils.Database(conn)
@@ -164,7 +158,6 @@ class Store:
         installation_key_file: Path | None = None,
         migration_sets: Sequence[str] = MIGRATION_SETS,
         background_checkpoints: bool = True,
-        wal_checkpoint_thread: bool = True,
         mqtt_url: str | None = None,
         mqtt_topic: str | None = None,
         mqtt_replace_retained: bool = False,
@@ -259,8 +252,6 @@ class Store:
                 store.attach_checkpoint_publisher(publisher, close_timeout_s=mqtt_close_timeout_s)
             if background_checkpoints and checkpoint_interval_s > 0:
                 store._start_timer()
-            if wal_checkpoint_thread:
-                store._start_wal_checkpointer()
         return store
 
     def close(self) -> None:
@@ -285,10 +276,6 @@ class Store:
         finally:
             with self._lock:
                 self._closed = True
-                if self._wal is not None:
-                    self._wal.close()
-                # The last connection to close copies what is left of the WAL back and
-                # removes it, whatever the automatic checkpoint setting.
                 self._conn.close()
 
     def __enter__(self) -> Store:
@@ -352,8 +339,6 @@ class Store:
                 raise
             finally:
                 self._depth = 0
-            if self._wal is not None and not self._wal.alive:
-                self._stop_wal_checkpointer()
             pending, self._post_commit = self._post_commit, []
             for checkpoint in pending:
                 self._publish(checkpoint)
@@ -597,22 +582,6 @@ class Store:
             )
             if not (self.checkpoint_dir / latest.file_name()).exists():
                 self._publish(latest)
-
-    def _start_wal_checkpointer(self) -> None:
-        """Copy the WAL back on a thread of its own (see ``_wal``); the writer stops its
-        automatic checkpoint meanwhile."""
-        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
-        self._wal = WalCheckpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-        self._wal.start()
-
-    def _stop_wal_checkpointer(self) -> None:
-        """Back to SQLite's automatic checkpoint in the writer's commits."""
-        wal, self._wal = self._wal, None
-        self._conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-        if wal is not None:
-            log.error("background WAL checkpoint thread stopped: the writer checkpoints again")
-            wal.close()
 
     def _start_timer(self) -> None:
         def run() -> None:
