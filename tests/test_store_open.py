@@ -233,3 +233,20 @@ def test_a_new_database_uses_16k_pages_and_an_existing_one_keeps_its_own(tmp_pat
         conn = sqlite3.connect(path)
         assert conn.execute("PRAGMA page_size").fetchone()[0] == expected, path
         conn.close()
+
+
+def test_a_store_that_fails_to_start_leaves_nothing_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_thread(self: Store) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(Store, "_start_timer", no_thread)
+    path = tmp_path / "s.db"
+    with pytest.raises(StoreError, match="cannot start the store"):
+        Store.open(path)
+    # The writer connection was closed (the last one to close removes the WAL), and the
+    # file opens again normally.
+    assert not Path(f"{path}-wal").exists()
+    monkeypatch.undo()
+    Store.open(path, background_checkpoints=False).close()
