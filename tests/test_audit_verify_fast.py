@@ -351,3 +351,34 @@ def test_importing_the_verifier_leaves_the_heavy_parts_unloaded() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@given(actor=odd_text, obj=odd_text, reason=odd_text, note=odd_text)
+def test_unusual_legitimate_values_verify_intact_under_no_checkpoint_too(
+    actor: str, obj: str, reason: str, note: str
+) -> None:
+    # Rows after the last checkpoint take the exact path (canonical form, own seq): the
+    # writer's bytes must pass it whatever they hold. The store is abandoned after its
+    # commits, as by a crash, so no closing checkpoint covers them.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "samu.db"
+        store = Store.open(path, checkpoint_every=1000, background_checkpoints=False)
+        store.append_audit_many(
+            [
+                AuditEvent(
+                    actor=f"user:{actor}",
+                    role="regulateur",
+                    terminal="regul-01",
+                    action="record.read",
+                    object=obj,
+                    purpose=f"break-glass: {reason}x",
+                    detail={"note": note, note: [1, {"n": note}]},
+                ),
+                AuditEvent(actor="user:plain", role="r", terminal="t", action="a", object="o"),
+            ]
+        )
+        store.conn.close()  # no Store.close(): nothing checkpoints events 2 and 3
+        for workers in (1, 2):
+            report = verify_trail(path, workers=workers)
+            assert report.exit_code == 0, report.verdict()
+            assert report.events == 3
