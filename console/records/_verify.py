@@ -65,6 +65,10 @@ chain, Merkle). Blocks of 2^16 events are spread over processes when there are m
 blocks start at multiples of 2^16 so their Merkle subtrees combine into the roots of
 every checkpoint without a second pass. A block that finds anything suspicious stops,
 and a slower sequential diagnosis (exact JSON comparison) classifies the damage.
+Rows above the largest tree size a verified checkpoint signs always get the exact
+comparison (canonical form, their own seq): nothing vouches for their bytes but their
+own hashes, which a forger can recompute. Rows under a checkpoint are taken as signed:
+bytes someone slipped into the file before the writer signed them are not re-parsed.
 Rough CPU costs per event on the 2-core benchmark machine (``samu bench store``; they
 drift by ±30 % with its neighbours' load): reading the three columns the block scan
 returns 1.2 µs, the SQL comparison 2.5 µs (half of it ``printf``), leaf and chain
