@@ -87,7 +87,7 @@ def append_forged(conn: sqlite3.Connection, detail_column: str, canonical: bytes
     return seq
 
 
-def append_legit(conn: sqlite3.Connection) -> None:
+def append_legit(conn: sqlite3.Connection, **override: str) -> None:
     seq, chain = conn.execute(
         "SELECT seq, chain_hash FROM audit_events ORDER BY seq DESC LIMIT 1"
     ).fetchone()
@@ -101,6 +101,7 @@ def append_legit(conn: sqlite3.Connection) -> None:
         "purpose": "normal",
         "outcome": "success",
         "detail": {"t": seq + 1},
+        **override,
     }
     canonical = canonical_json({**fields, "seq": seq + 1}).encode()
     leaf = leaf_of(canonical)
@@ -261,3 +262,25 @@ def test_details_nested_past_the_bound_are_refused_at_append(tmp_path: Path) -> 
         node = node["a"]
     with pytest.raises(ValueError, match="nested deeper"):
         AuditEvent(actor="user:a", role="r", terminal="t", action="x", detail=detail)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"outcome": "whatever"},
+        {"time": "not a time"},
+        {"time": "2026-01-01T00:00:00"},  # no offset: the writer always writes one
+        {"purpose": "because"},
+        {"actor": ""},
+    ],
+    ids=["outcome", "time", "naive-time", "purpose", "empty-actor"],
+)
+def test_an_uncovered_row_the_writer_could_not_have_written_is_an_edit(
+    tmp_path: Path, override: dict[str, str]
+) -> None:
+    db = build(tmp_path)
+    conn = open_raw(db)
+    append_legit(conn, **override)  # canonical form, right hashes, but not a valid event
+    restore_triggers(conn)
+    conn.close()
+    assert verdict(db) == (1, "edited", 30)

@@ -10,6 +10,7 @@ shortcuts (continuity by count, no ``count(*)``) on damaged and on huge-``seq`` 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -261,15 +262,30 @@ def test_the_fast_comparison_never_vouches_for_a_column_the_exact_one_rejects(
 ) -> None:
     """String columns edited with quotes, backslashes, NULs or non-ASCII text (and the
     canonical bytes forged to match): the fast path accepts only what the exact JSON
-    comparison accepts. (Raw control characters or a ``detail`` that is not JSON would
-    make the canonical bytes invalid JSON, which only the exact path notices: rewriting
+    comparison accepts as far as the columns go. (Raw control characters or a ``detail``
+    that is not JSON would make the canonical bytes invalid JSON, and a forged time or
+    outcome breaks the event's rules, which only the exact path notices: rewriting
     ``canonical`` means recomputing every later hash, which the checkpoints catch.)"""
     with tempfile.TemporaryDirectory() as tmp:
         conn = edit_row(pristine, tmp, row, column, insert.encode(), at, forge)
         fast, canonical = fast_accepts(conn, row)
-        exact = verify_module._exact_check(conn, row, canonical)[1]
+        _, exact, why = verify_module._exact_check(conn, row, canonical)
         conn.close()
-        assert exact or not fast, (column, insert, canonical)
+        breaks_event_rules = why != "" and why == _rules_broken(canonical)
+        assert exact or not fast or breaks_event_rules, (column, insert, canonical, why)
+
+
+def _rules_broken(canonical: bytes) -> str:
+    """The event-rule verdict (time, outcome, purpose) of canonical bytes that parse."""
+    try:
+        obj = json.loads(canonical)
+    except ValueError:
+        return ""
+    if not isinstance(obj, dict) or not all(
+        isinstance(obj.get(k), str) for k in ("time", "outcome", "purpose", "actor", "action")
+    ):
+        return ""
+    return verify_module._event_rules(obj)
 
 
 LOOSE_TABLE = (

@@ -92,11 +92,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote
 
-from console.records._audit import EVENT_KEYS, ZERO_CHAIN, canonical_json
+from console.records._audit import EVENT_KEYS, ZERO_CHAIN, Outcome, canonical_json
 from console.records._checkpoint import (
     Checkpoint,
     canonical_bytes,
@@ -301,6 +302,30 @@ class VerifyReport:
 # --- per-row checks ------------------------------------------------------------------------
 
 
+_OUTCOMES = frozenset(get_args(Outcome))
+
+
+def _event_rules(obj: dict[str, Any]) -> str:
+    """Why the fields break :class:`AuditEvent`'s rules (``""`` when they hold): what the
+    writer could never have produced. Checked on the exact path only."""
+    if obj["outcome"] not in _OUTCOMES:
+        return "canonical outcome is not one of " + ", ".join(sorted(_OUTCOMES))
+    purpose = obj["purpose"]
+    if purpose != "normal" and not (
+        purpose.startswith("break-glass: ") and purpose[len("break-glass: ") :].strip()
+    ):
+        return "canonical purpose is neither normal nor a break-glass reason"
+    if not obj["actor"] or not obj["action"]:
+        return "canonical actor or action is empty"
+    try:
+        when = datetime.fromisoformat(obj["time"])
+    except ValueError:
+        return "canonical time is not an ISO 8601 time"
+    if when.tzinfo is None or when.isoformat() != obj["time"]:
+        return "canonical time is not a time with its offset, as the writer renders it"
+    return ""
+
+
 def _exact_check(
     conn: sqlite3.Connection, seq: int, canonical: bytes
 ) -> tuple[int | None, bool, str]:
@@ -328,6 +353,9 @@ def _exact_check(
             obj["detail"], dict
         ):
             return cseq, False, "canonical fields have the wrong types"
+        why = _event_rules(obj)
+        if why:
+            return cseq, False, why
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return None, False, "canonical bytes do not hold an audit event"
     row = conn.execute(_COLUMNS_SQL, (seq,)).fetchone()
