@@ -92,12 +92,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import quote
 
-from console.records._audit import EVENT_KEYS, ZERO_CHAIN, Outcome, canonical_json
+from pydantic import ValidationError
+
+from console.records._audit import EVENT_KEYS, ZERO_CHAIN, AuditEvent, canonical_json
 from console.records._checkpoint import (
     Checkpoint,
     canonical_bytes,
@@ -302,26 +303,17 @@ class VerifyReport:
 # --- per-row checks ------------------------------------------------------------------------
 
 
-_OUTCOMES = frozenset(get_args(Outcome))
-
-
 def _event_rules(obj: dict[str, Any]) -> str:
-    """Why the fields break :class:`AuditEvent`'s rules (``""`` when they hold): what the
-    writer could never have produced. Checked on the exact path only."""
-    if obj["outcome"] not in _OUTCOMES:
-        return "canonical outcome is not one of " + ", ".join(sorted(_OUTCOMES))
-    purpose = obj["purpose"]
-    if purpose != "normal" and not (
-        purpose.startswith("break-glass: ") and purpose[len("break-glass: ") :].strip()
-    ):
-        return "canonical purpose is neither normal nor a break-glass reason"
-    if not obj["actor"] or not obj["action"]:
-        return "canonical actor or action is empty"
+    """Why the canonical fields break :class:`AuditEvent`'s own rules (``""`` when they
+    hold): what the writer could never have produced. Validated by the model itself, so
+    verify and the writer cannot drift apart; used on the exact path only."""
     try:
-        when = datetime.fromisoformat(obj["time"])
-    except ValueError:
-        return "canonical time is not an ISO 8601 time"
-    if when.tzinfo is None or when.isoformat() != obj["time"]:
+        event = AuditEvent.model_validate({k: v for k, v in obj.items() if k != "seq"})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"canonical {where} breaks the event's rules ({error['msg']})"
+    if event.time_text != obj["time"]:
         return "canonical time is not a time with its offset, as the writer renders it"
     return ""
 
@@ -554,13 +546,11 @@ def _diagnose(conn: sqlite3.Connection, covered: int) -> tuple[list[Damage], lis
             span = f"events {first}..{last} are" if last > first else f"event {first} is"
             damages.append(Damage("deleted", first, f"{span} missing"))
     naming = dict(displaced)  # row seq -> the event its bytes name
-    last_row = displaced[-1][0] if displaced else 0
-    last_row = max(last_row, prev_seq)
 
     def renumbered(seq: int, cseq: int) -> bool:
         # Rows after a deletion moved down to close the gap: each names a later event,
         # and the next row names the next event (or this is the last row).
-        return 1 <= seq < cseq and (seq == last_row or naming.get(seq + 1) == cseq + 1)
+        return 1 <= seq < cseq and (seq == prev_seq or naming.get(seq + 1) == cseq + 1)
 
     for seq, cseq in displaced:
         if seq in moved_events:
