@@ -131,3 +131,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify in blocks of 8 events, so that a trail of a few dozen exercises the
+    verifier's parallel path (worker processes, Merkle subtrees combined across blocks)."""
+    from console.records import _verify
+
+    monkeypatch.setattr(_verify, "BLOCK_BITS", 3)
+    monkeypatch.setattr(_verify, "BLOCK", 8)

@@ -19,6 +19,7 @@ from console.records import AuditEvent, Store, verify_trail
 from console.records import _verify as verify_module
 from console.records._audit import MAX_DETAIL_DEPTH, canonical_json
 from console.records._schema import AUDIT_TRIGGERS, PROTECTIVE_TRIGGERS
+from tests.test_audit_tamper import verdict
 
 
 def build(directory: Path, events: int = 28) -> Path:
@@ -118,18 +119,6 @@ def append_legit(conn: sqlite3.Connection, **override: str) -> None:
             hashlib.sha256(chain + leaf).digest(),
         ),
     )
-
-
-def verdict(db: Path, **kw: Any) -> tuple[int, str | None, int | None]:
-    report = verify_trail(db, **kw)
-    first = report.first
-    return report.exit_code, first.kind if first else None, first.seq if first else None
-
-
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(verify_module, "BLOCK_BITS", 3)
-    monkeypatch.setattr(verify_module, "BLOCK", 8)
 
 
 @pytest.mark.usefixtures("small_blocks")
