@@ -34,7 +34,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy console firmware_sim protocols scenarios hardware
+	$(BIN)/mypy console firmware_sim protocols scenarios hardware transport
 	$(BIN)/lint-imports
 
 test: setup lint

@@ -41,7 +41,7 @@ from firmware_sim._sim import (
 from firmware_sim.gateway import GatewayCore, GatewayPort, SerialGateway, first_will
 from firmware_sim.implants import Implant, Transmitter
 from firmware_sim.physiology import NoiseSource
-from firmware_sim.transports import BrokerAddress, MqttLink, OutMessage, PtyPort, SocketPort
+from firmware_sim.transports import BrokerConfig, MqttLink, OutMessage, PtyPort, SocketPort
 from firmware_sim.video import VideoSession, VideoStep
 from protocols.topics import video_topic
 
@@ -55,7 +55,7 @@ class RunOptions:
     site: str | None = None
     devices: list[str] | None = None
     scenario: str | None = None
-    mqtt: str | None = None
+    mqtt: BrokerConfig | None = None
     speed: float = 1.0
     seed: int | None = None
     serial: str = "pty"
@@ -80,14 +80,14 @@ DEMO_VIDEO = [
 class _Links:
     """One MqttLink per MQTT sender, all run as tasks of the runner."""
 
-    def __init__(self, url: str | None) -> None:
-        self.url = url
+    def __init__(self, broker: BrokerConfig | None) -> None:
+        self.broker = broker
         self.links: list[MqttLink] = []
 
     def __call__(self, site: str, sender: str, will: Callable[[], OutMessage] | None) -> MqttLink:
-        if self.url is None:
+        if self.broker is None:
             raise SimError(f"{sender} publishes over MQTT: give --mqtt URL")
-        link = MqttLink(self.url, f"sim-{site}-{sender}"[:128], will=will)
+        link = MqttLink(self.broker, f"sim-{site}-{sender}"[:128], will=will)
         self.links.append(link)
         return link
 
@@ -227,11 +227,6 @@ def _url(sink: ByteSink) -> str:
 
 async def run_sim(options: RunOptions) -> None:
     """Build, announce, run until a signal (or ``duration``), clean up."""
-    if options.mqtt is not None:
-        try:
-            BrokerAddress.parse(options.mqtt)
-        except ValueError as exc:
-            raise SimError(str(exc)) from None
     keys = KeyStore.from_seed(options.seed) if options.seed is not None else KeyStore()
     if options.keys is not None:
         try:

@@ -22,7 +22,7 @@ from console.records import Store, verify_trail
 CHILD = r"""
 import random, sys
 from console.records import AuditEvent, Store
-store = Store.open(sys.argv[1], checkpoint_every=7, background_checkpoints=False)
+store = Store.open(sys.argv[1], checkpoint_every=7)
 rng = random.Random(int(sys.argv[2]))
 i = 0
 while True:
@@ -69,7 +69,7 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path) -> None:
         conn.close()
         assert last == count >= acknowledged, (round_no, last, acknowledged)
 
-        with Store.open(db, background_checkpoints=False):  # restart: recovery checkpoint
+        with Store.open(db):  # restart: recovery checkpoint
             pass
         assert verify_trail(db).exit_code == 0
     assert acknowledged > ROUNDS * 3

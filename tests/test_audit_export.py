@@ -15,7 +15,7 @@ SAMU = str(Path(sys.executable).parent / "samu")
 
 
 def test_fhir_lines_carry_the_event_and_its_hashes(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db", background_checkpoints=False) as store:
+    with Store.open(tmp_path / "s.db") as store:
         store.append_audit(
             AuditEvent(
                 actor="user:dr",
@@ -52,7 +52,7 @@ def test_fhir_lines_carry_the_event_and_its_hashes(tmp_path: Path) -> None:
 
 def test_cli_export_is_audited(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    with Store.open(db, background_checkpoints=False) as store:
+    with Store.open(db) as store:
         store.append_audit_many(
             [
                 AuditEvent(

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from console.records import AuditEvent, canonical_json, merkle_root
-from console.records._audit import ZERO_CHAIN, event_row
+from console.records import AuditEvent, merkle_root
+from console.records._audit import ZERO_CHAIN, canonical_text, event_row
 from console.records._merkle import EMPTY_ROOT, Frontier, MerkleLevels, fold
+from protocols import canonical_json
 
 # certificate-transparency's merkle_tree_test vectors (leaf inputs and roots for 1..8 leaves).
 CT_INPUTS = [
@@ -135,7 +136,8 @@ def test_canonical_bytes_are_sorted_compact_utf8_json(
     }
     reference = json.dumps(expected, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert event.canonical(seq) == reference.encode("utf-8")
-    assert event.detail_json == canonical_json(detail)
+    assert event.detail_json == canonical_text(detail)
+    assert event.detail_json.encode() == canonical_json(detail)  # one rule: protocols'
     row = event_row(event, seq, ZERO_CHAIN)
     assert row[10] == reference.encode("utf-8")
     assert row[11] == hashlib.sha256(b"\x00" + row[10]).digest()

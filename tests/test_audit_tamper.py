@@ -49,7 +49,7 @@ COLUMNS = (
 def make_trail(directory: Path, events: int = N_EVENTS, every: int = 10) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "samu.db"
-    with Store.open(path, checkpoint_every=every, background_checkpoints=False) as store:
+    with Store.open(path, checkpoint_every=every) as store:
         for i in range(events):
             purpose = 'break-glass: "arrêt" cardiaque' if i == 7 else "normal"
             store.append_audit(
@@ -181,7 +181,7 @@ def test_a_dropped_trigger_alone_is_reported(trail: Path) -> None:
 def test_an_older_copy_restored(tmp_path: Path) -> None:
     path = make_trail(tmp_path / "live", events=15, every=5)
     shutil.copy(path, tmp_path / "old.db")
-    with Store.open(path, background_checkpoints=False) as store:
+    with Store.open(path) as store:
         for i in range(6):
             store.append_audit(AuditEvent(actor="a", role="r", terminal="t", action=f"x{i}"))
     shutil.copy(tmp_path / "old.db", path)
@@ -194,7 +194,7 @@ def test_an_older_copy_that_went_on_diverging(tmp_path: Path) -> None:
     path = make_trail(tmp_path / "live", events=15, every=5)
     shutil.copy(path, tmp_path / "old.db")
     for actor in ("honest", "forger"):
-        with Store.open(path, checkpoint_every=5, background_checkpoints=False) as store:
+        with Store.open(path, checkpoint_every=5) as store:
             for i in range(8):
                 store.append_audit(AuditEvent(actor=actor, role="r", terminal="t", action=f"x{i}"))
         if actor == "honest":

@@ -17,7 +17,7 @@ import pytest
 
 from console.records import AuditEvent, Store, verify_trail
 from console.records import _verify as verify_module
-from console.records._audit import MAX_DETAIL_DEPTH, canonical_json
+from console.records._audit import MAX_DETAIL_DEPTH, canonical_text
 from console.records._schema import AUDIT_TRIGGERS, PROTECTIVE_TRIGGERS
 from tests.test_audit_tamper import verdict
 
@@ -26,7 +26,7 @@ def build(directory: Path, events: int = 28) -> Path:
     """``events`` events plus the key event: 29 rows, checkpoints at 1, 10, 20, 29."""
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "samu.db"
-    with Store.open(db, checkpoint_every=10, background_checkpoints=False) as store:
+    with Store.open(db, checkpoint_every=10) as store:
         for i in range(events):
             store.append_audit(
                 AuditEvent(
@@ -104,7 +104,7 @@ def append_legit(conn: sqlite3.Connection, **override: str) -> None:
         "detail": {"t": seq + 1},
         **override,
     }
-    canonical = canonical_json({**fields, "seq": seq + 1}).encode()
+    canonical = canonical_text({**fields, "seq": seq + 1}).encode()
     leaf = leaf_of(canonical)
     conn.execute(
         "INSERT INTO audit_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -113,7 +113,7 @@ def append_legit(conn: sqlite3.Connection, **override: str) -> None:
             *(fields[k] for k in ("time", "actor", "role", "terminal", "action", "object")),
             fields["purpose"],
             fields["outcome"],
-            canonical_json(fields["detail"]),
+            canonical_text(fields["detail"]),
             canonical,
             leaf,
             hashlib.sha256(chain + leaf).digest(),

@@ -44,7 +44,7 @@ N_EVENTS = 30  # plus the key event at seq 1
 def make_trail(directory: Path, events: list[AuditEvent] | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "samu.db"
-    with Store.open(path, checkpoint_every=10, background_checkpoints=False) as store:
+    with Store.open(path, checkpoint_every=10) as store:
         for event in events or []:
             store.append_audit(event)
         if events is None:
@@ -355,7 +355,7 @@ def test_unusual_legitimate_values_verify_intact_under_no_checkpoint_too(
     # commits, as by a crash, so no closing checkpoint covers them.
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "samu.db"
-        store = Store.open(path, checkpoint_every=1000, background_checkpoints=False)
+        store = Store.open(path, checkpoint_every=1000)
         store.append_audit_many(odd_events(actor, obj, reason, note))
         store.conn.close()  # no Store.close(): nothing checkpoints events 2 and 3
         for workers in (1, 2):

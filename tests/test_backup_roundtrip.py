@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
+from console.crypto import load_master_key, master_key_path
 from console.records import (
     AuditContext,
     AuditEvent,
     BackupError,
     Store,
     create_backup,
-    load_master_key,
     restore_backup,
     verify_backup,
     verify_trail,
 )
-from console.records._keys import master_key_path
+from console.settings import load_settings
 
 SAMU = str(Path(sys.executable).parent / "samu")
 WHO = AuditContext(actor="local:tester", role="local-operator", terminal="test")
@@ -32,7 +32,7 @@ WHO = AuditContext(actor="local:tester", role="local-operator", terminal="test")
 
 def populated(path: Path, events: int = 25) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with Store.open(path, background_checkpoints=False) as store:
+    with Store.open(path) as store:
         store.append_audit_many(
             [
                 AuditEvent(
@@ -53,7 +53,7 @@ def test_round_trip(tmp_path: Path) -> None:
     db = populated(tmp_path / "live" / "samu.db")
     key = load_master_key(db)
     assert master_key_path(db).stat().st_mode & 0o777 == 0o600
-    with Store.open(db, background_checkpoints=False) as store:
+    with Store.open(db) as store:
         backup = create_backup(store, tmp_path / "backups", key, WHO)
         events = store.conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
     files = sorted(p.name for p in backup.iterdir())
@@ -89,7 +89,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_restore_refuses_to_overwrite_without_force_and_keeps_the_old_file(tmp_path: Path) -> None:
     db = populated(tmp_path / "samu.db")
     key = load_master_key(db)
-    with Store.open(db, background_checkpoints=False) as store:
+    with Store.open(db) as store:
         backup = create_backup(store, tmp_path / "b", key, WHO)
         store.append_audit(AuditEvent(actor="a", role="r", terminal="t", action="after.backup"))
     with pytest.raises(BackupError, match="--force"):
@@ -112,7 +112,7 @@ def test_restore_refuses_to_overwrite_without_force_and_keeps_the_old_file(tmp_p
 def test_tampered_or_wrong_key_backups_fail(tmp_path: Path) -> None:
     db = populated(tmp_path / "samu.db")
     key = load_master_key(db)
-    with Store.open(db, background_checkpoints=False) as store:
+    with Store.open(db) as store:
         backup = create_backup(store, tmp_path / "b", key, WHO)
     wrong = verify_backup(backup, os.urandom(32))
     assert not wrong.ok and "authentication failed" in wrong.problems[0]
@@ -134,13 +134,18 @@ def test_tampered_or_wrong_key_backups_fail(tmp_path: Path) -> None:
 
 
 def test_master_key_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SAMU_MASTER_KEY reaches the key loader through the settings, and wins over a file."""
     key = os.urandom(32)
     monkeypatch.setenv("SAMU_MASTER_KEY", base64.b64encode(key).decode())
-    assert load_master_key(tmp_path / "x.db") == key
+    settings = load_settings()
+    assert load_master_key(tmp_path / "x.db", key=settings.master_key_text()) == key
     assert not Path(f"{tmp_path / 'x.db'}.key").exists()
+    assert "SAMU_MASTER_KEY" not in repr(settings) and base64.b64encode(key).decode() not in repr(
+        settings
+    )
     monkeypatch.setenv("SAMU_MASTER_KEY", "too-short")
     with pytest.raises(Exception, match="32-byte key"):
-        load_master_key(tmp_path / "x.db")
+        load_master_key(tmp_path / "x.db", key=load_settings().master_key_text())
 
 
 def test_cli_create_verify_restore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

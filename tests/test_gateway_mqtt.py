@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 
 from firmware_sim import DeviceSpec, KeyStore, RealClock, Simulation, profile_for
 from firmware_sim.gateway import GatewayCore, GatewayPort, SerialGateway, first_will
-from firmware_sim.transports import MqttLink, OutMessage, PtyPort
+from firmware_sim.transports import BrokerConfig, MqttLink, OutMessage, PtyPort
 from protocols import KeyRing, open_envelope
 from tests.conftest import Broker
 
@@ -113,7 +113,7 @@ async def test_gateway_delivers_everything_exactly_once_across_a_broker_restart(
         ports.append(GatewayPort(spec.device_id, pty.path, profile_for(spec), spec.patient))
     holder: list[GatewayCore] = []
     mqtt = MqttLink(
-        mosquitto.url,
+        BrokerConfig.parse(mosquitto.url),
         "gw-test",
         will=functools.partial(first_will, holder),
         ack_timeout=2.0,
@@ -173,7 +173,7 @@ async def test_last_will_reaches_subscribers_when_a_sender_drops(mosquitto: Brok
     sub_task = asyncio.create_task(subscriber.run())
     await asyncio.wait_for(subscriber.subscribed.wait(), 10)
     link = MqttLink(
-        mosquitto.url,
+        BrokerConfig.parse(mosquitto.url),
         "tx-1",
         will=lambda: OutMessage("samu/v1/site/home/device/icd-1/death", b'{"will":1}'),
         backoff=(0.05, 0.2),

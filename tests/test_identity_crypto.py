@@ -8,15 +8,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.records.identity import DecryptionError, KeyRing, WrongMasterKeyError, normalise_name
-from console.records.identity._crypto import Cell, open_field, seal_field
+from console.crypto import (
+    Cell,
+    DecryptionError,
+    MasterKeyRing,
+    WrongMasterKeyError,
+    normalise_name,
+    open_field,
+    seal_field,
+)
 
 MASTER = bytes(range(32))
 
 
 @given(text=st.text(max_size=200))
 def test_seal_open_round_trip(text: str) -> None:
-    key = KeyRing.new_data_key()
+    key = MasterKeyRing.new_data_key()
     blob = seal_field(key, Cell("patient_identities", "birth_name", "pat_1"), text)
     assert open_field(key, Cell("patient_identities", "birth_name", "pat_1"), blob) == text
     if len(text.encode()) >= 4:
@@ -32,14 +39,14 @@ def test_seal_open_round_trip(text: str) -> None:
     ],
 )
 def test_ciphertext_bound_to_its_cell(table: str, column: str, row: str) -> None:
-    key = KeyRing.new_data_key()
+    key = MasterKeyRing.new_data_key()
     blob = seal_field(key, Cell("patient_identities", "birth_name", "pat_1"), "DUPONT")
     with pytest.raises(DecryptionError):
         open_field(key, Cell(table, column, row), blob)
 
 
 def test_key_version_is_bound() -> None:
-    key = KeyRing.new_data_key()
+    key = MasterKeyRing.new_data_key()
     blob = bytearray(seal_field(key, Cell("t", "c", "r"), "DUPONT"))
     blob[4] = 2  # claim key version 2
     with pytest.raises(DecryptionError):
@@ -47,36 +54,36 @@ def test_key_version_is_bound() -> None:
 
 
 def test_tampering_and_wrong_key_detected() -> None:
-    key = KeyRing.new_data_key()
+    key = MasterKeyRing.new_data_key()
     blob = bytearray(seal_field(key, Cell("t", "c", "r"), "DUPONT"))
     with pytest.raises(DecryptionError):
-        open_field(KeyRing.new_data_key(), Cell("t", "c", "r"), bytes(blob))
+        open_field(MasterKeyRing.new_data_key(), Cell("t", "c", "r"), bytes(blob))
     blob[-1] ^= 1
     with pytest.raises(DecryptionError):
         open_field(key, Cell("t", "c", "r"), bytes(blob))
 
 
 def test_wrap_bound_to_patient_and_master() -> None:
-    ring = KeyRing(MASTER)
-    data_key = KeyRing.new_data_key()
+    ring = MasterKeyRing(MASTER)
+    data_key = MasterKeyRing.new_data_key()
     wrapped = ring.wrap("pat_1", 1, data_key)
     assert ring.unwrap("pat_1", 1, wrapped) == data_key
     assert data_key not in wrapped
     with pytest.raises(DecryptionError):
         ring.unwrap("pat_2", 1, wrapped)
     with pytest.raises(DecryptionError):
-        KeyRing(os.urandom(32)).unwrap("pat_1", 1, wrapped)
+        MasterKeyRing(os.urandom(32)).unwrap("pat_1", 1, wrapped)
 
 
 def test_key_id_identifies_master_without_revealing_it() -> None:
-    assert KeyRing(MASTER).key_id == KeyRing(MASTER).key_id
-    assert KeyRing(MASTER).key_id != KeyRing(os.urandom(32)).key_id
-    assert MASTER.hex() not in repr(KeyRing(MASTER))
+    assert MasterKeyRing(MASTER).key_id == MasterKeyRing(MASTER).key_id
+    assert MasterKeyRing(MASTER).key_id != MasterKeyRing(os.urandom(32)).key_id
+    assert MASTER.hex() not in repr(MasterKeyRing(MASTER))
 
 
 def test_master_key_length_checked() -> None:
     with pytest.raises(WrongMasterKeyError, match="32 bytes"):
-        KeyRing(b"short")
+        MasterKeyRing(b"short")
 
 
 @pytest.mark.parametrize(
@@ -91,13 +98,13 @@ def test_master_key_length_checked() -> None:
     ],
 )
 def test_blind_index_matches_spelling_variants(a: str, b: str) -> None:
-    ring = KeyRing(MASTER)
+    ring = MasterKeyRing(MASTER)
     assert normalise_name(a) == normalise_name(b)
     assert ring.blind_index(a) == ring.blind_index(b)
 
 
 def test_blind_index_keyed_and_discriminating() -> None:
-    ring = KeyRing(MASTER)
+    ring = MasterKeyRing(MASTER)
     assert ring.blind_index("DUPONT") != ring.blind_index("DUPOND")
-    assert ring.blind_index("DUPONT") != KeyRing(os.urandom(32)).blind_index("DUPONT")
+    assert ring.blind_index("DUPONT") != MasterKeyRing(os.urandom(32)).blind_index("DUPONT")
     assert normalise_name("Jean-Pierre  de la Tour") == "JEAN PIERRE DE LA TOUR"

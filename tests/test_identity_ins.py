@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.records.identity import NirError, is_valid_nir, nir_key, parse_nir
+from console.identity import NirError, is_valid_nir, nir_key, parse_nir
 
 
 @pytest.mark.parametrize(

@@ -12,15 +12,8 @@ from pathlib import Path
 import pytest
 
 from console.auth import AccountService, Denied
-from console.records.identity import (
-    IdentityTraits,
-    PatientService,
-    PatientShreddedError,
-    RetentionRunner,
-    WrongMasterKeyError,
-    nir_key,
-    verify_bundle,
-)
+from console.crypto import PatientShreddedError, WrongMasterKeyError, verify_bundle
+from console.identity import IdentityTraits, PatientService, RetentionRunner, nir_key
 from tests.test_auth_service import FAST, OP, Env, make_env
 
 BODY = "1370475112042"  # man, born April 1937 in 75112, order 042

@@ -8,15 +8,17 @@ from datetime import UTC, datetime
 import pytest
 from argon2 import PasswordHasher
 
-from console.records.identity import (
+from console.crypto import (
     KeyUnlockError,
     decrypt_private_key,
     generate_user_key,
     make_bundle,
+    raw_public,
+    sign,
     signed_content,
+    verify,
     verify_bundle,
 )
-from console.records.identity._signing import raw_public, sign, verify
 
 PW = "correct horse battery staple"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # tests only

@@ -32,7 +32,7 @@ def actions(store: Store) -> list[tuple[str, str, dict]]:
 
 
 def test_workflow_and_audit(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db", background_checkpoints=False) as store:
+    with Store.open(tmp_path / "s.db") as store:
         incident = open_incident(
             store,
             NURSE,
@@ -99,7 +99,7 @@ def test_workflow_and_audit(tmp_path: Path) -> None:
 )
 def test_bad_incidents_are_refused(tmp_path: Path, kwargs: dict, message: str) -> None:
     fields = {"kind": "technical", "category": "broker-loss", "title": "broker down", **kwargs}
-    with Store.open(tmp_path / "s.db", background_checkpoints=False) as store:
+    with Store.open(tmp_path / "s.db") as store:
         with pytest.raises(IncidentError, match=message):
             open_incident(store, NURSE, **fields)  # type: ignore[arg-type]
         assert actions(store) == []
@@ -107,6 +107,7 @@ def test_bad_incidents_are_refused(tmp_path: Path, kwargs: dict, message: str) -
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "s.db")
+    Store.open(db).close()  # incidents are recorded in an existing installation only
 
     def samu(*args: str) -> tuple[int, str]:
         code = main(["incidents", *args, "--db", db])

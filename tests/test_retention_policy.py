@@ -7,7 +7,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.records.identity import add_years, decide, retention_end
+from console.identity import add_years, decide, retention_end
 
 
 def test_twenty_years_after_last_contact() -> None:

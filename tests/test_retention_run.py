@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from console.auth import Denied
-from console.records.identity import IdentityTraits, PatientService, RetentionRunner
+from console.identity import IdentityTraits, PatientService, RetentionRunner
 from tests.test_auth_service import OP, Env, make_env
 
 TODAY = date(2025, 3, 1)

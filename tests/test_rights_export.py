@@ -8,13 +8,13 @@ from datetime import date
 import pytest
 
 from console.auth import Denied
-from console.records.identity import (
+from console.crypto import verify_bundle
+from console.identity import (
     EXPORT_FORMAT,
     PatientService,
     RetentionRunner,
     RightsService,
     UnknownPatientError,
-    verify_bundle,
 )
 from tests.test_auth_service import OP, make_env
 from tests.test_identity_patients import TRAITS

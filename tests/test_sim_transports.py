@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 import serial
 from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_sim import DeviceSpec, RealClock, Simulation
 from firmware_sim.transports import (
-    BrokerAddress,
     BusMessage,
     InprocBus,
     PtyPort,
@@ -109,24 +107,3 @@ def test_inproc_bus_retains_and_replays_to_late_subscribers() -> None:
     assert seen == [b"born", b"v2"]
     bus.deliver(BusMessage("samu/v1/site/s/device/d/birth", b"", retain=True))  # clears it
     assert not bus.retained
-
-
-@pytest.mark.parametrize(
-    ("url", "host", "port", "tls"),
-    [
-        ("mqtt://127.0.0.1:1884", "127.0.0.1", 1884, False),
-        ("mqtt://broker.example", "broker.example", 1883, False),
-        ("mqtts://u:p%40ss@[::1]", "::1", 8883, True),
-    ],
-)
-def test_broker_urls(url: str, host: str, port: int, tls: bool) -> None:
-    a = BrokerAddress.parse(url)
-    assert (a.host, a.port, a.tls) == (host, port, tls)
-    if "u:" in url:
-        assert a.username == "u" and a.password == "p@ss"
-
-
-@pytest.mark.parametrize("url", ["http://x", "mqtt://", "mqtt://h:notaport"])
-def test_bad_broker_urls(url: str) -> None:
-    with pytest.raises(ValueError):
-        BrokerAddress.parse(url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ def count(store: Store) -> int:
 
 
 def test_seq_counts_from_one_and_the_key_is_the_first_event(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db", background_checkpoints=False) as store:
+    with Store.open(tmp_path / "s.db") as store:
         first = store.conn.execute("SELECT seq, action FROM audit_events").fetchone()
         assert tuple(first) == (1, "audit.key.add")
         assert store.append_audit(ev()) == 2
@@ -42,7 +41,7 @@ def test_seq_counts_from_one_and_the_key_is_the_first_event(tmp_path: Path) -> N
 
 
 def test_an_audit_record_commits_or_rolls_back_with_the_change(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db", background_checkpoints=False) as store:
+    with Store.open(tmp_path / "s.db") as store:
         before = count(store)
         with pytest.raises(RuntimeError), store.transaction() as conn:
             conn.execute(
@@ -68,7 +67,7 @@ def test_an_audit_record_commits_or_rolls_back_with_the_change(tmp_path: Path) -
 
 def test_checkpoints_every_n_events_and_on_close(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    with Store.open(path, checkpoint_every=5, background_checkpoints=False) as store:
+    with Store.open(path, checkpoint_every=5) as store:
         for i in range(12):
             store.append_audit(ev(i))
         sizes = [r[0] for r in store.conn.execute("SELECT tree_size FROM audit_checkpoints")]
@@ -94,11 +93,9 @@ def test_checkpoints_every_n_events_and_on_close(tmp_path: Path) -> None:
     assert not list(Path(f"{path}.checkpoints").glob(".*"))  # no temporary file left
 
 
-def test_forced_checkpoint_and_custom_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SAMU_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
-    with Store.open(tmp_path / "s.db", background_checkpoints=False) as store:
+def test_forced_checkpoint_and_custom_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    with Store.open(tmp_path / "s.db", checkpoint_dir=elsewhere) as store:
         heard: list[int] = []
         store.add_checkpoint_listener(lambda c: heard.append(c.tree_size))
         store.add_checkpoint_listener(lambda c: 1 / 0)  # a broken listener changes nothing
@@ -107,28 +104,30 @@ def test_forced_checkpoint_and_custom_directory(
         assert heard == [2]
         assert cp is not None and cp.tree_size == 2
         assert store.checkpoint(force=False) is None  # nothing new
-        assert (tmp_path / "elsewhere" / cp.file_name()).is_file()
-    report = verify_trail(tmp_path / "s.db")
+        assert (elsewhere / cp.file_name()).is_file()
+    assert not Path(f"{tmp_path / 's.db'}.checkpoints").exists()
+    report = verify_trail(tmp_path / "s.db", elsewhere)
     assert report.status == "intact" and report.outside_checkpoints == 2
 
 
-def test_periodic_checkpoint_while_open(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db", checkpoint_interval_s=0.05) as store:
+def test_tick_takes_the_checkpoint_only_when_due(tmp_path: Path) -> None:
+    """The owner's loop calls ``tick()``; it signs once the interval has passed."""
+    with Store.open(tmp_path / "s.db", checkpoint_interval_s=3600) as store:
         store.append_audit(ev())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            covered = store.conn.execute("SELECT max(tree_size) FROM audit_checkpoints").fetchone()[
-                0
-            ]
-            if covered == 2:
-                break
-            threading.Event().wait(0.02)  # polling the condition, not a fixed sleep
-        assert covered == 2
+        assert store.tick() is None  # not due yet: the open checkpoint is fresh
+        store._last_checkpoint_mono -= 3601  # an hour later
+        taken = store.tick()
+        assert taken is not None and taken.tree_size == 2
+        assert store.fetchone("SELECT max(tree_size) FROM audit_checkpoints")[0] == 2
+        store._last_checkpoint_mono -= 3601
+        assert store.tick() is None  # nothing new to cover
+    with Store.open(tmp_path / "s.db", readonly=True) as ro:
+        assert ro.tick() is None  # a reader never signs
 
 
 def test_batching_writer_resolves_every_future_once_committed(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    with Store.open(path, background_checkpoints=False) as store, AuditWriter(store) as writer:
+    with Store.open(path) as store, AuditWriter(store) as writer:
         futures = []
         lock = threading.Lock()
 
@@ -153,7 +152,7 @@ def test_no_checkpoint_is_signed_over_a_gap(tmp_path: Path) -> None:
     from console.records._schema import AUDIT_TRIGGERS
 
     path = tmp_path / "s.db"
-    with Store.open(path, background_checkpoints=False) as store:
+    with Store.open(path) as store:
         store.append_audit_many([ev(i) for i in range(5)])
     conn = sqlite3.connect(path)
     for name in ("audit_events_no_delete", "audit_checkpoints_no_delete"):
@@ -165,6 +164,6 @@ def test_no_checkpoint_is_signed_over_a_gap(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="gap after seq 2"):
-        Store.open(path, background_checkpoints=False)
+        Store.open(path)
     report = verify_trail(path)
     assert (report.first.kind, report.first.seq) == ("deleted", 3)  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from console.records._schema import AUDIT_TRIGGERS, MIGRATIONS, PROTECTIVE_TRIGG
 
 
 def open_store(path: Path, **kw: object) -> Store:
-    return Store.open(path, background_checkpoints=False, **kw)  # type: ignore[arg-type]
+    return Store.open(path, **kw)  # type: ignore[arg-type]
 
 
 def test_pragmas_and_strict_tables(tmp_path: Path) -> None:
@@ -238,15 +238,15 @@ def test_a_new_database_uses_16k_pages_and_an_existing_one_keeps_its_own(tmp_pat
 def test_a_store_that_fails_to_start_leaves_nothing_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_thread(self: Store) -> None:
-        raise RuntimeError("can't start new thread")
+    def cannot_sign(self: Store) -> None:
+        raise StoreError("cannot sign the recovery checkpoint")
 
-    monkeypatch.setattr(Store, "_start_timer", no_thread)
+    monkeypatch.setattr(Store, "_recover_checkpoints", cannot_sign)
     path = tmp_path / "s.db"
-    with pytest.raises(StoreError, match="cannot start the store"):
+    with pytest.raises(StoreError, match="recovery checkpoint"):
         Store.open(path)
     # The writer connection was closed (the last one to close removes the WAL), and the
     # file opens again normally.
     assert not Path(f"{path}-wal").exists()
     monkeypatch.undo()
-    Store.open(path, background_checkpoints=False).close()
+    Store.open(path).close()

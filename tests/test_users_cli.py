@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import stat
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def test_weak_password_creates_no_database(tmp_path, capsys, monkeypatch) -> Non
 
 
 def test_password_prompt_asked_twice(db, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     answers = iter([PW, PW + "!"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     code, _, err = run(capsys, "--db", str(db), "users", "add", "a1", "--role", "admin")
@@ -102,6 +104,13 @@ def test_password_prompt_asked_twice(db, capsys, monkeypatch) -> None:
     monkeypatch.setattr(getpass, "getpass", ask)
     assert run(capsys, "--db", str(db), "users", "add", "a1", "--role", "admin")[0] == EXIT_OK
     assert len(prompts) == 2
+
+
+def test_without_a_terminal_the_password_is_not_read_from_a_pipe(db, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": pytest.fail("read from a pipe"))
+    code, _, err = run(capsys, "--db", str(db), "users", "add", "a1", "--role", "admin")
+    assert code == EXIT_USAGE and "SAMU_PASSWORD" in err and "Traceback" not in err
 
 
 def test_list_disable_reset_roles(db, capsys, monkeypatch) -> None:
@@ -153,9 +162,9 @@ def test_wrong_master_key_is_a_clear_usage_error(db, capsys, monkeypatch) -> Non
 def _patients(db: Path) -> dict[str, str]:
     """Register patients in-process with the database's own master key."""
     from console.auth import AccountService, LocalOperator
+    from console.crypto import load_master_key
+    from console.identity import IdentityTraits, PatientService
     from console.records import Store
-    from console.records._keys import load_master_key
-    from console.records.identity import IdentityTraits, PatientService
 
     op = LocalOperator("tester")
     key = load_master_key(db, create=True)

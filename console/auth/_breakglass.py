@@ -188,10 +188,10 @@ class BreakGlass:
 
     def active_grant(self, user_id: str, object_ref: str, now: datetime) -> Grant | None:
         """The user's grant on this object still active at ``now``, if any."""
-        rows = self._store.db.execute(
+        rows = self._store.fetchall(
             _SELECT + " WHERE user_id = ? AND object = ? ORDER BY granted_at DESC",
             (user_id, object_ref),
-        ).fetchall()
+        )
         for row in rows:
             grant = _grant(row)
             if grant.active(now):
@@ -200,14 +200,12 @@ class BreakGlass:
 
     def pending_review(self) -> list[Grant]:
         """Every grant no auditor has reviewed yet, oldest first."""
-        rows = self._store.db.execute(
-            _SELECT + " WHERE reviewed_at IS NULL ORDER BY granted_at"
-        ).fetchall()
+        rows = self._store.fetchall(_SELECT + " WHERE reviewed_at IS NULL ORDER BY granted_at")
         return [_grant(r) for r in rows]
 
     def all_grants(self) -> list[Grant]:
         """Every grant ever given, oldest first."""
-        rows = self._store.db.execute(_SELECT + " ORDER BY granted_at").fetchall()
+        rows = self._store.fetchall(_SELECT + " ORDER BY granted_at")
         return [_grant(r) for r in rows]
 
     def mark_reviewed(self, session: Session, grant_id: str, note: str) -> None:

@@ -53,6 +53,14 @@ from console.auth._sessions import (
     system_clock,
 )
 from console.auth._totp import new_secret, provisioning_uri
+from console.crypto import (
+    KeyUnlockError,
+    MasterKeyRing,
+    decrypt_private_key,
+    encrypt_private_key,
+    ensure_master_key,
+    generate_user_key,
+)
 from console.records import (
     LOCAL_ROLE,
     AuditContext,
@@ -61,13 +69,6 @@ from console.records import (
     local_actor,
     local_terminal,
     open_incident,
-)
-from console.records.identity._crypto import KeyRing, ensure_master_key
-from console.records.identity._signing import (
-    KeyUnlockError,
-    decrypt_private_key,
-    encrypt_private_key,
-    generate_user_key,
 )
 
 Outcome = Literal["success", "failure", "denied"]
@@ -216,7 +217,7 @@ class AccountService:
         hasher: PasswordHasher | None = None,
     ) -> None:
         self._store = store
-        self._ring = KeyRing(master_key)
+        self._ring = MasterKeyRing(master_key)
         ensure_master_key(store, self._ring, clock)
         self._clock = clock
         self._backoff = backoff or BackoffPolicy()
@@ -304,11 +305,11 @@ class AccountService:
         """
         now = self._clock()
         session.check_fresh(now)
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT s.ended_at, s.end_reason, s.expires_at, a.disabled FROM auth_sessions s"
             " JOIN accounts a ON a.user_id = s.user_id WHERE s.token_hash = ? AND s.user_id = ?",
             (_token_hash(session.token), session.user_id),
-        ).fetchone()
+        )
         if row is None:
             raise SessionExpiredError("unknown session: please log in")
         ended_at, end_reason, expires_at, disabled = row
@@ -343,7 +344,8 @@ class AccountService:
                 f"too many failed attempts: next attempt allowed in {int(wait + 0.999)} s",
                 wait,
             )
-        outcome = self._authenticator.authenticate(self._store.db, uid, credentials, now)
+        with self._store.read() as db:
+            outcome = self._authenticator.authenticate(db, uid, credentials, now)
         session: Session | None = None
         with self._store.transaction() as conn:
             if outcome.ok and not self._authenticator.consume(conn, outcome):
@@ -369,11 +371,11 @@ class AccountService:
         )
 
     def _state(self, scope: str, key: str, conn: Any = None) -> BackoffState:
-        db = conn if conn is not None else self._store.db
-        row = db.execute(
+        row = self._store.fetchone(
             "SELECT failures, last_failure_at FROM auth_backoff WHERE scope = ? AND key = ?",
             (scope, key),
-        ).fetchone()
+            conn=conn,
+        )
         return BackoffState(int(row[0]), float(row[1])) if row else BackoffState()
 
     def _record_failure(self, conn: sqlite3.Connection, uid: str, terminal: str, t: float) -> float:
@@ -399,9 +401,7 @@ class AccountService:
         them, and a typed id may be a misplaced password.
         """
         if scope == "account":
-            known = self._store.db.execute(
-                "SELECT 1 FROM accounts WHERE user_id = ?", (key,)
-            ).fetchone()
+            known = self._store.fetchone("SELECT 1 FROM accounts WHERE user_id = ?", (key,))
             if not known:
                 return
             obj = f"user:{key}"
@@ -427,9 +427,7 @@ class AccountService:
         counted: bool = True,
         conn: sqlite3.Connection | None = None,
     ) -> None:
-        known = self._store.db.execute(
-            "SELECT 1 FROM accounts WHERE user_id = ?", (uid,)
-        ).fetchone()
+        known = self._store.fetchone("SELECT 1 FROM accounts WHERE user_id = ?", (uid,))
         detail: dict[str, Any] = {
             "reason": reason,
             "method": self._authenticator.method,
@@ -498,11 +496,11 @@ class AccountService:
         return session
 
     def _attach_signer(self, session: Session, password: str) -> Session:
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT key_id, sealed_private_key FROM user_keys WHERE user_id = ?"
             " AND retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
             (session.user_id,),
-        ).fetchone()
+        )
         if row is None:
             return session
         try:
@@ -553,9 +551,9 @@ class AccountService:
             raise BackoffError(
                 f"too many failed attempts: next attempt allowed in {int(wait + 0.999)} s", wait
             )
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT password_hash FROM accounts WHERE user_id = ?", (session.user_id,)
-        ).fetchone()
+        )
         ok = row is not None and verify_password(row[0], password)
         with self._store.transaction() as conn:
             if ok:
@@ -612,7 +610,7 @@ class AccountService:
         if not role_set:
             raise AccountError("an account needs at least one role (--role)")
         self.authorize(actor, Action.ACCOUNTS_MANAGE, Target(f"user:{uid}"))
-        if self._store.db.execute("SELECT 1 FROM accounts WHERE user_id = ?", (uid,)).fetchone():
+        if self._store.fetchone("SELECT 1 FROM accounts WHERE user_id = ?", (uid,)):
             raise AccountExistsError(f"user id {uid!r} already exists (one account per person)")
         check_password_policy(uid, password)
         secret = new_secret()
@@ -692,13 +690,13 @@ class AccountService:
     def list_users(self, actor: Actor) -> list[AccountInfo]:
         """Every account (no secrets), sorted by id; the listing is audited."""
         self.authorize(actor, Action.ACCOUNTS_MANAGE, Target("users"))
-        rows = self._store.db.execute(
+        rows = self._store.fetchall(
             "SELECT a.user_id, a.site, a.disabled, a.totp_secret IS NOT NULL, a.created_at,"
             " (SELECT group_concat(role) FROM account_roles r WHERE r.user_id = a.user_id),"
             " (SELECT key_id FROM user_keys k WHERE k.user_id = a.user_id"
             "  AND k.retired_at IS NULL ORDER BY created_at DESC LIMIT 1)"
             " FROM accounts a ORDER BY a.user_id"
-        ).fetchall()
+        )
         self.audit(actor, "user.list", "users", detail={"count": len(rows)})
         return [
             AccountInfo(
@@ -779,10 +777,9 @@ class AccountService:
     def roles(self, user_id: str) -> frozenset[Role]:
         """The roles an account holds (no audit: used by callers already authorised)."""
         uid = validate_user_id(user_id)
-        self._require_account(self._store.db, uid)
-        rows = self._store.db.execute(
-            "SELECT role FROM account_roles WHERE user_id = ?", (uid,)
-        ).fetchall()
+        with self._store.read() as db:
+            self._require_account(db, uid)
+        rows = self._store.fetchall("SELECT role FROM account_roles WHERE user_id = ?", (uid,))
         return frozenset(Role(r[0]) for r in rows)
 
     def set_roles(
@@ -856,9 +853,9 @@ class AccountService:
         """
         self.check_session(session)
         check_password_policy(session.user_id, new)
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT password_hash FROM accounts WHERE user_id = ?", (session.user_id,)
-        ).fetchone()
+        )
         if row is None or not verify_password(row[0], old):
             self.audit(
                 session,
@@ -868,11 +865,11 @@ class AccountService:
                 detail={"reason": "bad-password"},
             )
             raise AuthenticationFailedError("wrong current password")
-        keys = self._store.db.execute(
+        keys = self._store.fetchall(
             "SELECT key_id, sealed_private_key FROM user_keys WHERE user_id = ?"
             " AND retired_at IS NULL",
             (session.user_id,),
-        ).fetchall()
+        )
         resealed = []
         for key_id, sealed in keys:
             private = decrypt_private_key(session.user_id, key_id, sealed, old)
@@ -906,7 +903,8 @@ class AccountService:
         """
         uid = validate_user_id(user_id)
         self.authorize(actor, Action.ACCOUNTS_MANAGE, Target(f"user:{uid}"))
-        self._require_account(self._store.db, uid)
+        with self._store.read() as db:
+            self._require_account(db, uid)
         check_password_policy(uid, new_password)
         key = generate_user_key(uid, new_password, self._hasher)
         pw_hash = hash_password(new_password, self._hasher)
@@ -970,9 +968,9 @@ class AccountService:
         Raises:
             KeyError: no such key.
         """
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT user_id, public_key, retired_at FROM user_keys WHERE key_id = ?", (key_id,)
-        ).fetchone()
+        )
         if row is None:
             raise KeyError(f"no signing key {key_id}")
         return row[0], bytes(row[1]), row[2]

@@ -28,16 +28,21 @@ actor ``local:<os-user>``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from console.cli._context import broker_of, db_path, services_of, settings_of
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
     from console.records import AuditContext, Checkpoint, Store
+    from transport import BrokerConfig
 
     _Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -192,96 +197,59 @@ def _register_incidents(sub: _Sub, common: argparse.ArgumentParser) -> None:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
-    from console.settings import load_settings
-
-    try:
-        return load_settings(getattr(args, "config", None))
-    except (FileNotFoundError, ValidationError, ValueError) as exc:
-        raise UsageError(f"configuration: {exc}") from exc
-
-
-def _db_path(args: argparse.Namespace) -> Path:
-    db = getattr(args, "db", None)
-    return Path(db) if db else Path(_settings(args).db)
-
-
-def _checkpoint_dir(args: argparse.Namespace) -> Path | None:
-    explicit = getattr(args, "checkpoint_dir", None)
-    if explicit is not None:
-        return Path(explicit)
-    configured = _settings(args).checkpoint_dir
-    return Path(configured) if configured else None
-
-
-def _open_store(
-    args: argparse.Namespace, *, must_exist: bool = True, mqtt: _MqttTarget | None = None
-) -> Store:
-    """Open the store; with ``mqtt``, its checkpoints are also published there."""
-    from console.records import Store, StoreError
-
-    path = _db_path(args)
-    if must_exist and not path.is_file():
-        raise UsageError(f"database not found: {path}")
-    options: dict[str, Any] = {}
-    if mqtt is not None:
-        options = {
-            "mqtt_url": mqtt.url,
-            "mqtt_topic": mqtt.topic,
-            "mqtt_close_timeout_s": mqtt.timeout,
-        }
-    try:
-        return Store.open(
-            path, checkpoint_dir=_checkpoint_dir(args), background_checkpoints=False, **options
-        )
-    except StoreError as exc:
-        raise UsageError(str(exc)) from exc
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Store]:
+    """The store of an existing database (the composition root checks the path)."""
+    with services_of(args) as services:
+        yield services.store
 
 
 @dataclass(frozen=True)
 class _MqttTarget:
-    url: str
-    display: str
+    broker: BrokerConfig
     topic: str
     timeout: float
     explicit: bool  # named on the command line (not only configured)
 
+    @property
+    def display(self) -> str:
+        return self.broker.display
+
 
 def _mqtt_target(args: argparse.Namespace) -> _MqttTarget | None:
     """The broker of ``--mqtt`` or of the settings, and the topic; ``None`` without one."""
-    from console.records import checkpoint_topic, parse_broker_url
+    from console.records import check_topic, checkpoint_topic
 
     explicit = getattr(args, "mqtt", None)
-    settings = _settings(args) if explicit is None or not args.mqtt_topic else None
-    url = explicit if explicit is not None else settings.mqtt.url if settings else None
-    if not url:
+    settings = settings_of(args)
+    broker = broker_of(args, explicit)
+    if broker is None:
         if args.mqtt_topic:
             raise UsageError("--mqtt-topic needs --mqtt URL (or SAMU_MQTT__URL)")
         return None
     if args.mqtt_timeout <= 0:
         raise UsageError("--mqtt-timeout must be positive")
     try:
-        address = parse_broker_url(url)
-        topic = args.mqtt_topic or (
-            settings.mqtt.checkpoint_topic or checkpoint_topic(settings.centre)
-            if settings is not None
-            else checkpoint_topic()
+        topic = check_topic(
+            args.mqtt_topic or settings.mqtt.checkpoint_topic or checkpoint_topic(settings.centre)
         )
-        if any(c in topic for c in "+#") or not topic:
-            raise ValueError(f"--mqtt-topic must be a concrete topic (no + or #): {topic!r}")
     except ValueError as exc:
-        raise UsageError(f"MQTT: {exc}") from exc
-    return _MqttTarget(url, address.display, topic, args.mqtt_timeout, explicit is not None)
+        raise UsageError(f"--mqtt-topic: {exc}") from exc
+    return _MqttTarget(broker, topic, args.mqtt_timeout, explicit is not None)
 
 
-def _master_key(db: Path, create: bool) -> bytes:
-    from console.records import KeyFileError, load_master_key
+def _master_key(args: argparse.Namespace, *, create: bool) -> bytes:
+    from console.crypto import MasterKeyError, load_master_key
 
+    settings = settings_of(args)
     try:
-        return load_master_key(db, create=create)
-    except KeyFileError as exc:
+        return load_master_key(
+            db_path(args),
+            key=settings.master_key_text(),
+            key_file=settings.master_key_file,
+            create=create,
+        )
+    except MasterKeyError as exc:
         raise UsageError(str(exc)) from exc
 
 
@@ -295,7 +263,14 @@ def _audit_verify(args: argparse.Namespace) -> int:
         fetch_retained_checkpoint,
         verify_trail,
     )
+    from console.services import ServicesError, check_database_path
 
+    try:
+        check_database_path(db_path(args), create=False)
+    except ServicesError as exc:
+        report = VerifyReport(db=str(db_path(args)), status="unusable", error=str(exc))
+        _print_report(report, args.json)
+        return EXIT_USAGE
     target = _mqtt_target(args)
     retained = []
     notes = []
@@ -303,11 +278,13 @@ def _audit_verify(args: argparse.Namespace) -> int:
         # Read before the database, like the directory: with a writer running, the
         # retained checkpoint can then only be older than the log we read.
         try:
-            found = fetch_retained_checkpoint(target.url, target.topic, timeout=target.timeout)
+            found = asyncio.run(
+                fetch_retained_checkpoint(target.broker, target.topic, timeout=target.timeout)
+            )
         except CheckpointMqttError as exc:
             problem = f"cannot read the retained checkpoint {target.topic}: {exc}"
             if target.explicit:
-                report = VerifyReport(db=str(_db_path(args)), status="unusable", error=problem)
+                report = VerifyReport(db=str(db_path(args)), status="unusable", error=problem)
                 _print_report(report, args.json)
                 return EXIT_USAGE
             notes.append(f"{problem} (configured broker; checked without it)")
@@ -317,7 +294,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
             else:
                 retained.append(found)
     report = verify_trail(
-        _db_path(args), _checkpoint_dir(args), workers=args.workers, outside_checkpoints=retained
+        db_path(args),
+        settings_of(args).checkpoint_dir,
+        workers=args.workers,
+        outside_checkpoints=retained,
     )
     report.notes.extend(notes)
     _print_report(report, args.json)
@@ -341,7 +321,7 @@ def _audit_export(args: argparse.Namespace) -> int:
     if args.since < 1 or (args.until is not None and args.until < args.since):
         raise UsageError("--since must be >= 1 and --until >= --since")
     who = AuditContext.local()
-    with _open_store(args) as store:
+    with _store(args) as store:
         detail: dict[str, Any] = {"since": args.since, "format": "fhir-r4-auditevent-ndjson"}
         if args.until is not None:
             detail["until"] = args.until
@@ -384,7 +364,7 @@ def _audit_checkpoint(args: argparse.Namespace) -> int:
     if args.replace_retained and target is None:
         raise UsageError("--replace-retained needs --mqtt URL (or SAMU_MQTT__URL)")
     who = AuditContext.local()
-    with _open_store(args) as store:
+    with _store(args) as store:
         store.append_audit(who.event("audit.checkpoint", "audit-trail"))
         try:
             checkpoint, problem = _checkpoint_now(
@@ -430,22 +410,24 @@ def _checkpoint_now(
     Raises:
         StoreError: no checkpoint can be signed (damaged trail).
     """
-    from console.records import CheckpointPublisher
+    from console.records import publish_checkpoint
 
-    publisher = None
-    if target is not None:
-        if replace:
-            _record_supersede(store, who, target, why)
-        publisher = CheckpointPublisher(
-            target.url, target.topic, store=store, replace_retained=replace
-        )
-        store.attach_checkpoint_publisher(publisher, close_timeout_s=0.5, publish_latest=False)
+    if target is not None and replace:
+        _record_supersede(store, who, target, why)
     checkpoint = store.checkpoint(force=True)
     assert checkpoint is not None
-    if publisher is None:
+    if target is None:
         return checkpoint, None
-    publisher.flush(target.timeout if target else None)
-    status = publisher.status
+    status = asyncio.run(
+        publish_checkpoint(
+            target.broker,
+            target.topic,
+            checkpoint,
+            store=store,
+            replace_retained=replace,
+            timeout=target.timeout,
+        )
+    )
     if status.published is not None and status.published.tree_size >= checkpoint.tree_size:
         return checkpoint, None
     if status.refused:
@@ -466,7 +448,9 @@ def _record_supersede(store: Store, who: AuditContext, target: _MqttTarget, why:
 
     detail: dict[str, Any] = {"broker": target.display, "topic": target.topic, "reason": why}
     try:
-        found = fetch_retained_checkpoint(target.url, target.topic, timeout=target.timeout)
+        found = asyncio.run(
+            fetch_retained_checkpoint(target.broker, target.topic, timeout=target.timeout)
+        )
     except CheckpointMqttError as exc:
         detail["retained"] = None
         detail["error"] = str(exc)
@@ -493,20 +477,28 @@ def _record_supersede(store: Store, who: AuditContext, target: _MqttTarget, why:
 
 
 def _backup_create(args: argparse.Namespace) -> int:
-    from console.records import AuditContext, BackupError, create_backup, master_key_path
+    from console.records import AuditContext, BackupError, create_backup
 
-    db = _db_path(args)
-    if not db.is_file():
-        raise UsageError(f"database not found: {db}")
-    key = _master_key(db, create=True)
-    with _open_store(args, mqtt=_mqtt_target(args)) as store:
+    target = _mqtt_target(args)
+    who = AuditContext.local()
+    with services_of(args) as services:
+        key = _master_key(args, create=True)
         try:
-            final = create_backup(store, args.to, key, AuditContext.local())
+            final = create_backup(services.store, args.to, key, who)
         except BackupError as exc:
             raise UsageError(str(exc)) from exc
+        problem = None
+        if target is not None:
+            _, problem = _checkpoint_now(services.store, who, target, replace=False, why="backup")
+        key_path = services.master_key_path
     print(f"backup written: {final}")
+    if problem is not None:
+        print(
+            f"checkpoint not published to {target.display if target else ''}: {problem}",
+            file=sys.stderr,
+        )
     print(
-        f"keep the master key ({master_key_path(db)} or $SAMU_MASTER_KEY) in a separate, "
+        f"keep the master key ({key_path} or $SAMU_MASTER_KEY) in a separate, "
         "offline place: the backup cannot be read without it",
         file=sys.stderr,
     )
@@ -516,7 +508,7 @@ def _backup_create(args: argparse.Namespace) -> int:
 def _backup_verify(args: argparse.Namespace) -> int:
     from console.records import BackupError, verify_backup
 
-    key = _master_key(_db_path(args), create=False)
+    key = _master_key(args, create=False)
     try:
         check = verify_backup(args.backup, key)
     except BackupError as exc:
@@ -541,8 +533,8 @@ def _backup_verify(args: argparse.Namespace) -> int:
 def _backup_restore(args: argparse.Namespace) -> int:
     from console.records import AuditContext, BackupError, restore_backup
 
-    db = _db_path(args)
-    key = _master_key(db, create=False)
+    db = db_path(args)
+    key = _master_key(args, create=False)
     target = _mqtt_target(args)
     try:
         check, moved = restore_backup(args.backup, db, key, AuditContext.local(), force=args.force)
@@ -561,11 +553,11 @@ def _backup_restore(args: argparse.Namespace) -> int:
 
         who = AuditContext.local()
         try:
-            with _open_store(args) as store:
+            with _store(args) as store:
                 _, problem = _checkpoint_now(
                     store, who, target, replace=True, why=f"backup.restore {check.path.name}"
                 )
-        except StoreError as exc:
+        except (StoreError, UsageError) as exc:
             problem = str(exc)
         if problem is None:
             print(f"  superseded: retained checkpoint {target.topic} at {target.display}")
@@ -607,7 +599,7 @@ def _incident_call(fn: Any, *a: Any, **kw: Any) -> Any:
 def _incidents_list(args: argparse.Namespace) -> int:
     from console.records import AuditContext, list_incidents
 
-    with _open_store(args) as store:
+    with _store(args) as store:
         incidents = list_incidents(
             store, AuditContext.local(), status=args.status, kind=args.kind, with_notes=args.json
         )
@@ -624,7 +616,7 @@ def _incidents_list(args: argparse.Namespace) -> int:
 def _incidents_show(args: argparse.Namespace) -> int:
     from console.records import AuditContext, get_incident
 
-    with _open_store(args) as store:
+    with _store(args) as store:
         incident = _incident_call(get_incident, store, AuditContext.local(), args.id)
     if args.json:
         print(incident.model_dump_json())
@@ -636,7 +628,7 @@ def _incidents_show(args: argparse.Namespace) -> int:
 def _incidents_add(args: argparse.Namespace) -> int:
     from console.records import AuditContext, open_incident
 
-    with _open_store(args, must_exist=False) as store:
+    with _store(args) as store:
         incident = _incident_call(
             open_incident,
             store,
@@ -655,7 +647,7 @@ def _incidents_add(args: argparse.Namespace) -> int:
 def _incidents_update(args: argparse.Namespace) -> int:
     from console.records import AuditContext, update_incident
 
-    with _open_store(args) as store:
+    with _store(args) as store:
         incident = _incident_call(
             update_incident,
             store,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from console.cli._context import broker_of
 from console.cli._main import EXIT_OK, UsageError
 
 
@@ -110,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         site=args.site,
         devices=args.devices,
         scenario=args.scenario,
-        mqtt=args.mqtt,
+        mqtt=broker_of(args, args.mqtt) if args.mqtt else None,
         speed=args.speed,
         seed=args.seed,
         serial=args.serial,

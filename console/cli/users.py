@@ -16,11 +16,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from console.cli._context import prompt_secret, services_of
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
 _ROLES = ("regulateur", "arm", "ide_ehpad", "auditeur", "admin")
@@ -124,82 +123,8 @@ def register(
 # --------------------------------------------------------------------------- plumbing
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
-    from console.settings import load_settings
-
-    try:
-        return load_settings(getattr(args, "config", None))
-    except (FileNotFoundError, ValidationError, ValueError) as exc:
-        raise UsageError(f"configuration: {exc}") from exc
-
-
-def _db_path(args: argparse.Namespace) -> Path:
-    db = getattr(args, "db", None)
-    return Path(db) if db else Path(_settings(args).db)
-
-
-@contextmanager
-def _services(args: argparse.Namespace, *, create: bool = False) -> Iterator[Any]:
-    """Open the store, load the master key, and yield the services as a namespace."""
-    from console.auth import AccountService, LocalOperator
-    from console.records import Store, StoreError, load_master_key
-    from console.records.identity import (
-        CryptoError,
-        PatientService,
-        RetentionRunner,
-        RightsService,
-    )
-
-    path = _db_path(args)
-    if not create and not path.exists():
-        raise UsageError(f"database not found: {path}")
-    configured = _settings(args).checkpoint_dir if getattr(args, "config", None) else None
-    try:
-        # A short-lived command: no background checkpoint timer (close() checkpoints).
-        store = Store.open(path, checkpoint_dir=configured, background_checkpoints=False)
-    except StoreError as exc:
-        raise UsageError(f"cannot open {path}: {exc}") from exc
-    try:
-        bound = store.db.execute("SELECT 1 FROM identity_keyring WHERE id = 1").fetchone()
-        try:
-            key = load_master_key(path, create=bound is None)
-        except StoreError as exc:
-            raise UsageError(str(exc)) from exc
-        try:
-            accounts = AccountService(store, key)
-            patients = PatientService(accounts, key)
-        except CryptoError as exc:
-            raise UsageError(str(exc)) from exc
-        yield argparse.Namespace(
-            store=store,
-            accounts=accounts,
-            patients=patients,
-            retention=RetentionRunner(patients),
-            rights=RightsService(patients),
-            operator=LocalOperator.current(),
-        )
-    finally:
-        store.close()
-
-
 def _read_new_password() -> str:
-    env = os.environ.get("SAMU_PASSWORD")
-    if env is not None:
-        return env
-    import getpass
-
-    try:
-        first = getpass.getpass("Password (at least 12 characters): ")
-        second = getpass.getpass("Password again: ")
-    except EOFError:
-        raise UsageError(
-            "no password given: type it at the prompt, or set SAMU_PASSWORD for automation"
-        ) from None
-    if first != second:
-        raise UsageError("the two passwords differ; nothing was created")
-    return first
+    return prompt_secret("Password (at least 12 characters): ", "SAMU_PASSWORD", confirm=True)
 
 
 def _print_enrolment(enrolment: Any) -> None:
@@ -233,7 +158,7 @@ def _users_add(args: argparse.Namespace) -> int:
         check_password_policy(uid, password)  # before creating any file
     except PasswordPolicyError as exc:
         raise UsageError(str(exc)) from exc
-    with _services(args, create=True) as s:
+    with services_of(args, create=True) as s:
         try:
             enrolment = s.accounts.create_user(
                 s.operator, uid, args.roles, password, site=args.site
@@ -248,7 +173,7 @@ def _users_add(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         accounts = s.accounts.list_users(s.operator)
     if args.json:
         for a in accounts:
@@ -289,7 +214,7 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             changed = s.accounts.disable_user(s.operator, args.user_id)
         except _account_errors() as exc:
@@ -299,7 +224,7 @@ def _users_disable(args: argparse.Namespace) -> int:
 
 
 def _users_enable(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             changed = s.accounts.enable_user(s.operator, args.user_id)
         except _account_errors() as exc:
@@ -309,7 +234,7 @@ def _users_enable(args: argparse.Namespace) -> int:
 
 
 def _users_reset_totp(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             enrolment = s.accounts.reset_totp(s.operator, args.user_id)
         except _account_errors() as exc:
@@ -320,7 +245,7 @@ def _users_reset_totp(args: argparse.Namespace) -> int:
 
 
 def _users_roles(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             if args.add or args.remove:
                 roles = s.accounts.set_roles(
@@ -338,7 +263,7 @@ def _users_roles(args: argparse.Namespace) -> int:
 
 
 def _retention_run(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         report = s.retention.run(s.operator, dry_run=args.dry_run)
     if args.json:
         print(
@@ -383,7 +308,7 @@ def _retention_run(args: argparse.Namespace) -> int:
 
 
 def _retention_hold(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             hold_id = s.retention.place_hold(s.operator, args.patient, args.reason)
         except (KeyError, ValueError) as exc:
@@ -393,7 +318,7 @@ def _retention_hold(args: argparse.Namespace) -> int:
 
 
 def _retention_release(args: argparse.Namespace) -> int:
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             s.retention.release_hold(s.operator, args.hold_id)
         except KeyError as exc:
@@ -406,9 +331,9 @@ def _retention_release(args: argparse.Namespace) -> int:
 
 
 def _rights_export(args: argparse.Namespace) -> int:
-    from console.records.identity import UnknownPatientError
+    from console.identity import UnknownPatientError
 
-    with _services(args) as s:
+    with services_of(args) as s:
         try:
             document = s.rights.export(s.operator, args.patient)
         except UnknownPatientError as exc:

@@ -5,9 +5,10 @@ tables, named transactional migrations, start-up checks of the protective trigge
 of the schema version. Every access and change appends an :class:`AuditEvent` to a
 hash-chained, append-only trail with Ed25519-signed Merkle checkpoints kept inside the
 database and outside it (a directory, and a retained MQTT topic published by
-:class:`CheckpointPublisher`); :func:`verify_trail` is ``samu audit verify``. Incidents,
-backups and the master key live here too; accounts and identities build on top
-(``console.auth``, ``console.records.identity``). See ``console/records/README.md`` for
+:class:`CheckpointPublisher`, hosted by its owner's event loop); :func:`verify_trail`
+is ``samu audit verify``. Incidents and backups live here too; keys are
+:mod:`console.crypto`'s; accounts and identities build on top
+(``console.auth``, ``console.identity``). See ``console/records/README.md`` for
 the on-disk layout as outside auditors need it.
 
 The names below are imported on first use (PEP 562): ``samu audit verify`` then loads
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
         AuditContext,
         AuditEvent,
         AuditWriter,
-        canonical_json,
         local_actor,
         local_terminal,
     )
@@ -47,9 +47,10 @@ if TYPE_CHECKING:
         CheckpointMqttError,
         CheckpointPublisher,
         PublisherStatus,
+        check_topic,
         checkpoint_topic,
         fetch_retained_checkpoint,
-        parse_broker_url,
+        publish_checkpoint,
     )
     from console.records._errors import KeyFileError, SchemaError, StoreError
     from console.records._export import iter_fhir, to_fhir, write_fhir_lines
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
         open_incident,
         update_incident,
     )
-    from console.records._keys import derive_key, load_master_key, master_key_path
     from console.records._merkle import merkle_root
     from console.records._migrate import MIGRATION_SETS
     from console.records._store import Store
@@ -91,23 +91,20 @@ _EXPORTS: dict[str, str] = {
     "Store": "console.records._store",
     "StoreError": "console.records._errors",
     "VerifyReport": "console.records._verify",
-    "canonical_json": "console.records._audit",
     "checkpoint_dir_for": "console.records._checkpoint",
     "checkpoint_topic": "console.records._checkpoint_mqtt",
     "create_backup": "console.records._backup",
-    "derive_key": "console.records._keys",
     "fetch_retained_checkpoint": "console.records._checkpoint_mqtt",
     "get_incident": "console.records._incidents",
     "installation_key_path": "console.records._checkpoint",
     "iter_fhir": "console.records._export",
     "list_incidents": "console.records._incidents",
-    "load_master_key": "console.records._keys",
     "local_actor": "console.records._audit",
     "local_terminal": "console.records._audit",
-    "master_key_path": "console.records._keys",
     "merkle_root": "console.records._merkle",
     "open_incident": "console.records._incidents",
-    "parse_broker_url": "console.records._checkpoint_mqtt",
+    "check_topic": "console.records._checkpoint_mqtt",
+    "publish_checkpoint": "console.records._checkpoint_mqtt",
     "restore_backup": "console.records._backup",
     "to_fhir": "console.records._export",
     "update_incident": "console.records._incidents",
@@ -153,23 +150,20 @@ __all__ = [
     "Store",
     "StoreError",
     "VerifyReport",
-    "canonical_json",
+    "check_topic",
     "checkpoint_dir_for",
     "checkpoint_topic",
     "create_backup",
-    "derive_key",
     "fetch_retained_checkpoint",
     "get_incident",
     "installation_key_path",
     "iter_fhir",
     "list_incidents",
-    "load_master_key",
     "local_actor",
     "local_terminal",
-    "master_key_path",
     "merkle_root",
     "open_incident",
-    "parse_broker_url",
+    "publish_checkpoint",
     "restore_backup",
     "to_fhir",
     "update_incident",

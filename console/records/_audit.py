@@ -84,8 +84,12 @@ _C_ENCODE = (
 )
 
 
-def canonical_json(value: Any) -> str:
-    """Canonical JSON text: sorted keys, compact separators, no ASCII escaping, no NaN."""
+def canonical_text(value: Any) -> str:
+    """:func:`protocols.canonical_json` as text, on the audit hot path.
+
+    The same rule and the same bytes once encoded (a test holds the two together); this
+    one reuses a prebuilt C encoder because the trail serialises 50 k events a second.
+    """
     if _C_ENCODE is not None and isinstance(value, dict):
         return "".join(_C_ENCODE(value, 0))
     return _ENCODER.encode(value)
@@ -161,7 +165,7 @@ class AuditEvent(BaseModel):
         """
         q = encode_basestring
         try:
-            detail = canonical_json(self.detail) if self.detail else "{}"
+            detail = canonical_text(self.detail) if self.detail else "{}"
             time_text = self.time.isoformat()
             head = (
                 f'{{"action":{q(self.action)},"actor":{q(self.actor)},"detail":{detail},'

@@ -42,16 +42,12 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from console.crypto import derive_key, fsync_dir, write_private_file
 from console.records._audit import AuditContext, last_position
-from console.records._checkpoint import (
-    checkpoint_dir_for,
-    fsync_dir,
-    installation_key_path,
-    write_private_file,
-)
+from console.records._checkpoint import checkpoint_dir_for, installation_key_path
 from console.records._errors import StoreError
-from console.records._keys import derive_key
 from console.records._store import Store
+from protocols import canonical_json
 
 FORMAT = "samu.backup.v1"
 DB_FILE = "database.sqlite"
@@ -96,7 +92,7 @@ def _aad(backup_id: str, name: str) -> bytes:
 
 def _mac(manifest: dict[str, Any], key: bytes) -> str:
     body = {k: v for k, v in manifest.items() if k != "mac"}
-    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    data = canonical_json(body)
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
@@ -375,7 +371,7 @@ def restore_backup(
             moved.append(str(aside))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    with Store.open(target, background_checkpoints=False) as store:
+    with Store.open(target) as store:
         store.append_audit(
             who.event(
                 "backup.restore",

@@ -16,13 +16,14 @@ separators, UTF-8) — the same rule as the events, so an auditor needs one tool
 of this database's trail (table ``audit_log``).
 
 Where the key lives: a PEM (PKCS#8) file, mode 0600, beside the database
-(``<database file>.installation-key``) or wherever ``SAMU_INSTALLATION_KEY_FILE`` points
+(``<database file>.installation-key``) or wherever the ``installation_key_file`` setting
+(``SAMU_INSTALLATION_KEY_FILE``) points
 — never inside the database, because whoever can rewrite the file must not also be
 able to re-sign it. Its public key is recorded in the database (``audit_keys``) and in
 every outside checkpoint file.
 
 Outside copies: each checkpoint is also written, after its transaction commits, as one
-JSON file in the checkpoint directory (``--checkpoint-dir``, ``SAMU_CHECKPOINT_DIR``, or
+JSON file in the checkpoint directory (``--checkpoint-dir``, the ``checkpoint_dir`` setting, or
 ``<database file>.checkpoints/``), atomically (temporary file, fsync, rename, fsync of
 the directory). Written *after* the commit so that a crash can only leave an outside
 copy missing (harmless, rewritten at next start) and never one ahead of the log, which
@@ -40,7 +41,6 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,14 +50,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from console.crypto import (
+    PrivateFileError,
+    check_private,
+    fsync_dir,
+    make_private_dir,
+    write_private_file,
+)
 from console.records._errors import KeyFileError
+from protocols import canonical_json
 
 STATEMENT_FORMAT = "samu.audit.checkpoint.v1"
 FILE_FORMAT = "samu.audit.checkpoint-file.v1"
 ENDORSEMENT_PREFIX = b"samu.audit.key-endorsement.v1\n"
-
-INSTALLATION_KEY_ENV = "SAMU_INSTALLATION_KEY_FILE"
-CHECKPOINT_DIR_ENV = "SAMU_CHECKPOINT_DIR"
 
 #: Outside files kept per directory; older ones are implied by the newest (the chain
 #: fixes every prefix) and only help to date a divergence.
@@ -70,58 +75,18 @@ def key_id_of(public_raw: bytes) -> str:
 
 
 def installation_key_path(db_path: Path, explicit: Path | None = None) -> Path:
-    """``explicit`` > ``$SAMU_INSTALLATION_KEY_FILE`` > ``<db>.installation-key``."""
+    """``explicit`` (the ``installation_key_file`` setting) or ``<db>.installation-key``."""
     if explicit is not None:
         return Path(explicit)
-    env = os.environ.get(INSTALLATION_KEY_ENV)
-    if env:
-        return Path(env)
     return Path(f"{db_path}.installation-key")
 
 
 def checkpoint_dir_for(db_path: Path, explicit: Path | None = None) -> Path:
-    """``explicit`` > ``$SAMU_CHECKPOINT_DIR`` > ``<db>.checkpoints/``."""
+    """``explicit`` (``--checkpoint-dir`` or the ``checkpoint_dir`` setting) or
+    ``<db>.checkpoints/``."""
     if explicit is not None:
         return Path(explicit)
-    env = os.environ.get(CHECKPOINT_DIR_ENV)
-    if env:
-        return Path(env)
     return Path(f"{db_path}.checkpoints")
-
-
-def _check_private(path: Path) -> None:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):o}); "
-            f"run: chmod 600 {path}"
-        )
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 (never overwriting), durably."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or creation in ``directory`` durable (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -148,8 +113,10 @@ class InstallationKey:
     def load(cls, path: Path) -> InstallationKey:
         """Read the key file; refuse a file readable by others."""
         try:
-            _check_private(path)
+            check_private(path)
             pem = path.read_bytes()
+        except PrivateFileError as exc:
+            raise KeyFileError(str(exc)) from exc
         except FileNotFoundError as exc:
             raise KeyFileError(f"installation key file not found: {path}") from exc
         except OSError as exc:
@@ -201,9 +168,8 @@ def verify_signature(public_raw: bytes, data: bytes, signature: bytes) -> bool:
 
 
 def canonical_bytes(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    """The signed bytes of a statement: protocols' canonical JSON (one rule everywhere)."""
+    return canonical_json(obj)
 
 
 @dataclass(frozen=True)
@@ -295,12 +261,13 @@ class Checkpoint:
 
 def write_outside(directory: Path, checkpoint: Checkpoint, keep: int = KEEP_OUTSIDE_FILES) -> Path:
     """Write one outside checkpoint file atomically; prune the oldest beyond ``keep``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dir(directory)
     final = directory / checkpoint.file_name()
     tmp = directory / f".{final.name}.tmp"
     data = json.dumps(checkpoint.to_file_json(), indent=2, sort_keys=True).encode() + b"\n"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         os.write(fd, data)
         os.fsync(fd)
     finally:

@@ -24,7 +24,7 @@ from console.records._errors import SchemaError, StoreError
 MIGRATION_SETS: tuple[str, ...] = (
     "console.records._schema",
     "console.auth._schema",
-    "console.records.identity._schema",
+    "console.identity._schema",
 )
 
 _BOOKKEEPING = """

@@ -6,20 +6,36 @@ across power loss, which an audit trail and clinical records need (a SIGKILL alo
 would be survived by NORMAL, a power cut not); foreign keys are off by default in
 SQLite and must be switched on per connection.
 
-One writer: a :class:`Store` owns one connection guarded by a re-entrant lock; all
-writes go through :meth:`Store.transaction` (``BEGIN IMMEDIATE`` takes the write lock
-up front, so a transaction never fails half-way on a lock upgrade). High-rate producers
-use :class:`console.records.AuditWriter`, which batches their events into few commits.
-Other processes may open the same file: SQLite serialises writers and the audit append
-reads the chain head inside its own write transaction, so the chain never forks.
+**Concurrency model** (one rule for every caller, documented for the next ones):
+
+* **One writer.** A :class:`Store` owns one writer connection; every write goes through
+  :meth:`Store.transaction` (``BEGIN IMMEDIATE`` takes the write lock up front, so a
+  transaction never fails half-way on a lock upgrade), serialised by a re-entrant lock.
+  In the hub the writer is one task (ingest's batch committer) and everything else hands
+  it work; high-rate producers use :class:`console.records.AuditWriter`, which batches
+  events into few commits. Other processes may open the same file: SQLite serialises
+  writers and the audit append reads the chain head inside its own write transaction, so
+  the chain never forks.
+* **Readers on their own connections.** :meth:`Store.read` gives the calling thread its
+  own read-only connection inside a read transaction: a consistent snapshot of committed
+  data, never another thread's half-done transaction, and never waiting for the writer
+  (WAL). Code already inside a write transaction reads through that transaction's
+  connection, so it sees its own changes.
+* **No threads of its own.** Periodic checkpoints are the owner's job: the hub's loop
+  calls :meth:`Store.tick`; short commands simply close (close checkpoints).
+
+sqlite-utils: reads use it (:meth:`Store.query` returns rows as dicts through
+``sqlite_utils.Database.query``), writes do not — its write helpers commit through
+``with conn:``, which would commit in the middle of the single writer's transaction,
+and its ``transform()`` drops triggers (forbidden on audit tables). Writes are plain
+parameterised SQL inside :meth:`transaction`.
 
 Checkpoints are taken every ``checkpoint_every`` events, when a minute has passed with
-new events (on the next append, or by the background timer while the store is open),
-at start-up when events are not yet covered (after a crash), on close, and on demand.
-Each is committed, then written to the checkpoint directory, then handed to the
-listeners — among them the MQTT publisher (``Store.open(..., mqtt_url=...)``, see
-``console.records._checkpoint_mqtt``), which publishes it as a retained message from its
-own thread so that a broker outage never slows or fails a write.
+new events (on the next append, or on the owner's :meth:`tick`), at start-up when events
+are not yet covered (after a crash), on close, and on demand. Each is committed, then
+written to the checkpoint directory, then handed to the listeners
+(:meth:`add_checkpoint_listener`) — the composition root attaches the MQTT publisher
+there, which publishes it as a retained message without ever slowing or failing a write.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote
 
 import sqlite_utils
@@ -58,15 +74,10 @@ from console.records._migrate import (
     load_protective_triggers,
 )
 
-if TYPE_CHECKING:
-    from console.records._checkpoint_mqtt import CheckpointPublisher
-
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT_EVERY = 10_000
 DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
-#: How long closing the store waits for the broker to take the last checkpoint.
-DEFAULT_MQTT_CLOSE_TIMEOUT_S = 3.0
 BUSY_TIMEOUT_MS = 10_000
 #: Page size of a new database file (an existing file keeps its own). Most of the file
 #: is the audit trail: ~500-byte rows appended in order and read back in full scans, for
@@ -139,10 +150,10 @@ class Store:
         self._post_commit: list[Checkpoint] = []
         self._closed = False
         self._last_checkpoint_mono = time.monotonic()
-        self._stop = threading.Event()
-        self._timer: threading.Thread | None = None
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._listeners: list[Callable[[Checkpoint], None]] = []
-        self._publishers: list[tuple[CheckpointPublisher, float]] = []
         self.db = sqlite_utils.Database(conn)
 
     # --- opening and closing -----------------------------------------------------------
@@ -158,11 +169,6 @@ class Store:
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
         installation_key_file: Path | None = None,
         migration_sets: Sequence[str] = MIGRATION_SETS,
-        background_checkpoints: bool = True,
-        mqtt_url: str | None = None,
-        mqtt_topic: str | None = None,
-        mqtt_replace_retained: bool = False,
-        mqtt_close_timeout_s: float = DEFAULT_MQTT_CLOSE_TIMEOUT_S,
     ) -> Store:
         """Open (creating if needed) the store at ``path``.
 
@@ -171,31 +177,17 @@ class Store:
         creates) the installation key and checkpoints anything not yet covered.
         Read-only mode applies nothing and refuses a database that needs migrations.
 
-        With ``mqtt_url`` (writer mode), every checkpoint is also published retained on
-        ``mqtt_topic`` (default ``samu/v1/centre/samu075/audit/checkpoint``) by a
-        :class:`~console.records._checkpoint_mqtt.CheckpointPublisher`, starting with
-        the latest one; ``close`` waits at most ``mqtt_close_timeout_s`` for the broker.
+        Publishing checkpoints elsewhere (the retained MQTT topic) is attached by the
+        caller with :meth:`add_checkpoint_listener`; the store knows only listeners.
 
         Raises:
-            StoreError: the file is not a usable database, one of the checks failed
-                (:class:`SchemaError`, :class:`KeyFileError` subclasses say which), or
-                the MQTT URL or topic is malformed.
+            StoreError: the file is not a usable database (a directory, not SQLite), one
+                of the checks failed (:class:`SchemaError`, :class:`KeyFileError`
+                subclasses say which).
         """
         path = Path(path)
-        if mqtt_url is not None:
-            if readonly:
-                raise StoreError("a read-only store takes no checkpoints to publish (mqtt_url)")
-            from console.records._checkpoint_mqtt import (
-                _check_topic,
-                checkpoint_topic,
-                parse_broker_url,
-            )
-
-            try:
-                parse_broker_url(mqtt_url)
-                mqtt_topic = _check_topic(mqtt_topic or checkpoint_topic())
-            except ValueError as exc:
-                raise StoreError(f"MQTT: {exc}") from exc
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a database file")
         if readonly and not path.is_file():
             raise StoreError(f"database not found: {path}")
         if not path.parent.is_dir():
@@ -244,49 +236,26 @@ class Store:
             except BaseException:
                 conn.close()
                 raise
-            try:
-                if mqtt_url is not None:
-                    from console.records._checkpoint_mqtt import CheckpointPublisher
-
-                    publisher = CheckpointPublisher(
-                        mqtt_url, mqtt_topic, store=store, replace_retained=mqtt_replace_retained
-                    )
-                    store.attach_checkpoint_publisher(
-                        publisher, close_timeout_s=mqtt_close_timeout_s
-                    )
-                if background_checkpoints and checkpoint_interval_s > 0:
-                    store._start_timer()
-            except BaseException as exc:
-                # Nothing half-open survives a failed open: timer, publisher, connection.
-                store.close()
-                if isinstance(exc, sqlite3.Error | RuntimeError):
-                    raise StoreError(f"{path}: cannot start the store ({exc})") from exc
-                raise
         return store
 
     def close(self) -> None:
-        """Checkpoint events not yet covered, stop the timer, let the attached publishers
-        drain (each within its timeout), close the connection."""
+        """Checkpoint events not yet covered, close the reader connections and the
+        writer's. (Listeners publishing elsewhere are their owner's to drain first.)"""
         if self._closed:
             return
-        self._stop.set()
-        if self._timer is not None:
-            self._timer.join()
         try:
             if not self.readonly:
-                with contextlib.suppress(StoreError, sqlite3.Error):
-                    self.checkpoint(force=False)
-            # Never while holding the lock: a publisher may be recording an incident.
-            for publisher, timeout in self._publishers:
-                publisher.close(timeout)
-            if self._publishers and not self.readonly:
-                # What they recorded meanwhile (incidents) is covered, at least on disk.
                 with contextlib.suppress(StoreError, sqlite3.Error):
                     self.checkpoint(force=False)
         finally:
             with self._lock:
                 self._closed = True
                 self._conn.close()
+            with self._readers_lock:
+                readers, self._reader_conns = self._reader_conns, []
+            for reader in readers:
+                with contextlib.suppress(sqlite3.Error):
+                    reader.close()
 
     def __enter__(self) -> Store:
         return self
@@ -296,8 +265,68 @@ class Store:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The writer connection (use :meth:`transaction` to write)."""
+        """The writer connection (use :meth:`transaction` to write, :meth:`read` to read)."""
         return self._conn
+
+    # --- reads ------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("store is closed")
+            conn = connect(self.path, readonly=True)
+            self._readers.conn = conn
+            self._readers.depth = 0
+            with self._readers_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def read(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """A consistent read of committed data on this thread's own connection.
+
+        With ``conn`` (the connection of an open :meth:`transaction`), that connection is
+        used instead, so a writer reads its own uncommitted changes. Nested calls share
+        the outer snapshot.
+        """
+        if conn is not None:
+            yield conn
+            return
+        if self._closed:
+            raise StoreError("store is closed")
+        reader = self._reader()
+        depth = int(getattr(self._readers, "depth", 0))
+        if depth == 0:
+            reader.execute("BEGIN")
+        self._readers.depth = depth + 1
+        try:
+            yield reader
+        finally:
+            self._readers.depth = depth
+            if depth == 0 and reader.in_transaction:
+                reader.execute("COMMIT")
+
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, conn: Any = None
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts (sqlite-utils' ``Database.query``) from a :meth:`read` snapshot."""
+        with self.read(conn) as c:
+            return list(sqlite_utils.Database(c).query(sql, params))
+
+    def fetchone(
+        self, sql: str, params: Sequence[Any] = (), *, conn: sqlite3.Connection | None = None
+    ) -> Any:
+        """The first row (a tuple) of ``sql`` or ``None``, read as :meth:`read` does."""
+        with self.read(conn) as c:
+            return c.execute(sql, params).fetchone()
+
+    def fetchall(
+        self, sql: str, params: Sequence[Any] = (), *, conn: sqlite3.Connection | None = None
+    ) -> list[Any]:
+        """Every row (tuples) of ``sql``, read as :meth:`read` does."""
+        with self.read(conn) as c:
+            return c.execute(sql, params).fetchall()
 
     @property
     def public_key(self) -> bytes | None:
@@ -466,28 +495,6 @@ class Store:
         """
         self._listeners.append(listener)
 
-    def attach_checkpoint_publisher(
-        self,
-        publisher: CheckpointPublisher,
-        *,
-        close_timeout_s: float = DEFAULT_MQTT_CLOSE_TIMEOUT_S,
-        publish_latest: bool = True,
-    ) -> None:
-        """Listen with ``publisher`` and close it (draining up to ``close_timeout_s``) when
-        the store closes. ``publish_latest`` hands it the latest checkpoint now, so the
-        broker catches up with what was taken while it (or this process) was away."""
-        self.add_checkpoint_listener(publisher)
-        self._publishers.append((publisher, close_timeout_s))
-        if publish_latest:
-            latest = self.latest_checkpoint()
-            if latest is not None:
-                publisher(latest)
-
-    @property
-    def checkpoint_publishers(self) -> tuple[CheckpointPublisher, ...]:
-        """The publishers attached with :meth:`attach_checkpoint_publisher`."""
-        return tuple(publisher for publisher, _ in self._publishers)
-
     def holds_checkpoint(self, tree_size: int, root: bytes) -> bool:
         """Whether ``audit_checkpoints`` has a checkpoint of that size and Merkle root."""
         with self._lock:
@@ -523,9 +530,12 @@ class Store:
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The most recent checkpoint stored in the database."""
-        row = self._conn.execute(
-            "SELECT statement, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            row = self._conn.execute(
+                "SELECT statement, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         if row is None:
             return None
         import json
@@ -593,16 +603,44 @@ class Store:
             if not (self.checkpoint_dir / latest.file_name()).exists():
                 self._publish(latest)
 
-    def _start_timer(self) -> None:
-        def run() -> None:
-            while not self._stop.wait(self.checkpoint_interval_s):
-                try:
-                    self.checkpoint(force=False)
-                except (StoreError, sqlite3.Error) as exc:
-                    log.error("periodic audit checkpoint failed: %s", exc)
+    def secure_delete(self) -> None:
+        """Overwrite deleted content with zeros from now on (crypto-shredding, retention)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            self._conn.execute("PRAGMA secure_delete = ON")
 
-        self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
-        self._timer.start()
+    def truncate_wal(self) -> bool:
+        """Fold the WAL into the database and truncate it, so no page erased since lingers
+        there. ``False`` when busy readers prevented it (the next checkpoint does it)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            try:
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error:
+                return False
+        return not busy
+
+    def tick(self) -> Checkpoint | None:
+        """Take the time-due checkpoint, if any (the owner's loop calls this).
+
+        Due when ``checkpoint_interval_s`` passed since the last one and events are not
+        yet covered. Errors are logged, never raised: a periodic chore must not stop the
+        loop that runs it.
+        """
+        if self.readonly or self._closed or self.checkpoint_interval_s <= 0:
+            return None
+        if time.monotonic() - self._last_checkpoint_mono < self.checkpoint_interval_s:
+            return None
+        try:
+            taken = self.checkpoint(force=False)
+        except (StoreError, sqlite3.Error) as exc:
+            log.error("periodic audit checkpoint failed: %s", exc)
+            return None
+        if taken is None:  # nothing new: look again after another interval
+            self._last_checkpoint_mono = time.monotonic()
+        return taken
 
 
 def _pending(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> list[str]:

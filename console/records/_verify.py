@@ -98,7 +98,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from console.records._audit import EVENT_KEYS, ZERO_CHAIN, AuditEvent, canonical_json
+from console.records._audit import EVENT_KEYS, ZERO_CHAIN, AuditEvent, canonical_text
 from console.records._checkpoint import (
     Checkpoint,
     canonical_bytes,
@@ -337,10 +337,10 @@ def _exact_check(
     if not isinstance(cseq, int) or isinstance(cseq, bool):
         return None, False, "canonical seq is not an integer"
     try:
-        if canonical_json(obj).encode("utf-8") != canonical:
+        if canonical_text(obj).encode("utf-8") != canonical:
             return None, False, "canonical bytes are not in canonical form"
         expected = [str(obj[c]).encode("utf-8") for c in _COLUMNS]
-        expected.append(canonical_json(obj["detail"]).encode("utf-8"))
+        expected.append(canonical_text(obj["detail"]).encode("utf-8"))
         if not all(isinstance(obj[c], str) for c in _COLUMNS) or not isinstance(
             obj["detail"], dict
         ):

@@ -72,7 +72,7 @@ def build_trail(db: Path, events: int) -> None:
     like the one the verify figure is measured on: for profiling the verifier alone."""
     from console.records._store import Store
 
-    with Store.open(db, background_checkpoints=False) as store:
+    with Store.open(db) as store:
         _fill(store, events)
 
 
@@ -101,7 +101,7 @@ def run(
     verify_runs: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="samu-bench-store-", dir=directory) as tmp:
         db = Path(tmp) / "bench.db"
-        store = Store.open(db, background_checkpoints=False)
+        store = Store.open(db)
         try:
             prebuilt = _events(batch)
             for _ in range(repeat):

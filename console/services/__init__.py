@@ -1,1 +1,16 @@
-"""The one service API every caller (TUI, CLI, hub) goes through."""
+"""The one service API every caller (TUI, CLI, hub, replay) goes through.
+
+:func:`open_services` is the composition root: it turns :class:`~console.settings.Settings`
+into the assembled system (:class:`Services`), in one place and one order, so no front
+end wires a store, a key or a broker by itself.
+"""
+
+from console.services._compose import (
+    Services,
+    ServicesError,
+    broker_config,
+    check_database_path,
+    open_services,
+)
+
+__all__ = ["Services", "ServicesError", "broker_config", "check_database_path", "open_services"]

@@ -1,34 +1,30 @@
-"""Transports: pty serial, serial over TCP, MQTT (aiomqtt), and in-process.
+"""Device-side transports: pty serial, serial over TCP, in-process ports; MQTT links.
 
 Two small interfaces cover them all: a *byte sink* (``write(bytes)``/``close()``) for serial
 devices and a *message link* (``publish(topic, payload, retain=…)``) for MQTT senders.
 Firmware depends only on these, so the same device runs over a pty in the demo, over
-``socket://`` against a terminal-server consumer, or in process in a replay.
+``socket://`` against a terminal-server consumer, or in process in a replay. The message
+links (MQTT, in-process bus) are the shared :mod:`transport` package's, re-exported here
+for the firmware's convenience.
 """
 
-from typing import Protocol
-
-from firmware_sim.transports._inproc import (
+from firmware_sim.transports._inproc import InprocPort
+from firmware_sim.transports._pty import PtyPort
+from firmware_sim.transports._socket import SocketPort
+from transport import (
+    BrokerConfig,
     BusMessage,
     InprocBus,
     InprocLink,
-    InprocPort,
+    LinkStats,
+    MessageLink,
+    MqttLink,
+    OutMessage,
     topic_matches,
 )
-from firmware_sim.transports._mqtt import BrokerAddress, LinkStats, MqttLink, OutMessage
-from firmware_sim.transports._pty import PtyPort
-from firmware_sim.transports._socket import SocketPort
-
-
-class MessageLink(Protocol):
-    """Where envelopes go: an MQTT connection, or the in-process bus."""
-
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """Queue one message for delivery at QoS 1 (must not block)."""
-
 
 __all__ = [
-    "BrokerAddress",
+    "BrokerConfig",
     "BusMessage",
     "InprocBus",
     "InprocLink",

@@ -1,10 +1,14 @@
 """Field encryption, per-patient data keys, the blind index, and the master key check.
 
+Pure cryptography over values handed in: no database, no environment (the store is
+duck-typed in :func:`ensure_master_key`, which records which master key a database
+was made with).
+
 Key hierarchy (all AES-256, all from ``cryptography``):
 
 * the installation **master key** (32 bytes) lives outside the database (key file
   ``<db>.key`` mode 0600, or ``SAMU_MASTER_KEY``/``SAMU_MASTER_KEY_FILE``; loaded by
-  :func:`console.records._keys.load_master_key`). It is never used directly: HKDF-SHA256
+  :func:`console.crypto.load_master_key`). It is never used directly: HKDF-SHA256
   derives one sub-key per purpose (wrapping patient keys, the blind index, auth
   secrets, the key-check value), so a weakness in one use cannot leak another;
 * each patient has a random 256-bit **data key**, stored only *wrapped* (AES-256-GCM
@@ -150,8 +154,10 @@ def field_key_version(blob: bytes) -> int:
     return int(_HEADER.unpack_from(blob)[1])
 
 
-class KeyRing:
+class MasterKeyRing:
     """The sub-keys derived from the installation master key.
+
+    Not to be confused with :class:`protocols.KeyRing`, the devices' HMAC keys.
 
     Holds key material in memory only; ``repr`` shows the key id, never a key.
     """
@@ -169,7 +175,7 @@ class KeyRing:
         self.key_id = hmac.new(check, b"samu-master-key-id", hashlib.sha256).hexdigest()[:16]
 
     def __repr__(self) -> str:
-        return f"KeyRing(key_id={self.key_id!r})"
+        return f"MasterKeyRing(key_id={self.key_id!r})"
 
     @staticmethod
     def new_data_key() -> bytes:
@@ -222,14 +228,14 @@ class KeyRing:
             ) from exc
 
 
-def ensure_master_key(store: Any, ring: KeyRing, clock: Callable[[], datetime]) -> None:
+def ensure_master_key(store: Any, ring: MasterKeyRing, clock: Callable[[], datetime]) -> None:
     """Bind the database to a master key on first use; refuse any other key afterwards.
 
     Raises:
         WrongMasterKeyError: the database was made with another master key. Nothing is
             written, so a wrong key cannot damage anything.
     """
-    row = store.db.execute("SELECT master_key_id FROM identity_keyring WHERE id = 1").fetchone()
+    row = store.fetchone("SELECT master_key_id FROM identity_keyring WHERE id = 1")
     if row is None:
         with store.transaction() as conn:
             conn.execute(

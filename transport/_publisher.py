@@ -1,12 +1,11 @@
-"""MQTT publishing behind a small interface of our own: outbox, reconnect, birth and will.
+"""A publisher with an outbox that survives broker outages (gateways, transmitters).
 
-aiomqtt 2.x (pinned ``<3``: 3.0 changes the API) is used only here, so the transport can
-change without touching firmware. Guarantees, in the order a gateway needs them:
+Guarantees, in the order a gateway needs them:
 
 * **Nothing lost** — :meth:`MqttLink.publish` only appends to an in-memory outbox; a
   message leaves the outbox when the broker has acknowledged it (QoS 1 PUBACK). While the
-  broker is unreachable the outbox grows and the link retries with exponential back-off
-  (with jitter seeded by the client id, so 200 gateways do not reconnect in lockstep).
+  broker is unreachable the outbox grows and the link retries with the shared capped
+  back-off (:class:`~transport.Backoff`, jitter seeded by the client id).
 * **In order** — messages are sent in outbox order, in windows of ``window`` in flight;
   a window that is not fully acknowledged is sent again, from its first message, on the
   next connection.
@@ -15,6 +14,13 @@ change without touching firmware. Guarantees, in the order a gateway needs them:
 * **Birth and death** — on every connection the link first publishes what ``on_connect``
   returns (the retained birth); the Last Will (death) is registered with the broker at
   connect time and only sent by it if the link dies without a clean disconnect.
+* **Says what is wrong** — the first failure of an outage is logged at WARNING with the
+  broker and the reason ("broker unreachable"), the following retries at INFO; an
+  optional ``give_up_after_s`` makes :meth:`run` raise :class:`BrokerUnreachableError`
+  instead of retrying forever (for commands that must exit non-zero).
+
+The loop is aiomqtt's own style: ``async with`` a client per connection, a reconnect loop
+with back-off around it, and the session's work in a :class:`asyncio.TaskGroup`.
 """
 
 from __future__ import annotations
@@ -22,17 +28,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import socket
-import ssl
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
-import aiomqtt
+from transport._backoff import Backoff
+from transport._client import MqttError, Will, abort, client_for, is_connected, settle
+from transport._config import BrokerConfig
 
-_log = logging.getLogger(__name__)
+__all__ = ["BrokerUnreachableError", "LinkStats", "MqttLink", "OutMessage"]
+
+_log = logging.getLogger("transport.mqtt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,40 +51,8 @@ class OutMessage:
     retain: bool = False
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    """A broker URL taken apart: ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://…``."""
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """Parse a broker URL; any host is accepted (it is the user's broker).
-
-        Raises:
-            ValueError: not an ``mqtt://`` or ``mqtts://`` URL, or no host.
-        """
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"broker URL must start with mqtt:// or mqtts://, got {url!r}")
-        if not parts.hostname:
-            raise ValueError(f"broker URL has no host: {url!r}")
-        tls = parts.scheme in ("mqtts", "ssl")
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError as exc:
-            raise ValueError(f"bad port in broker URL {url!r}") from exc
-        return cls(
-            host=parts.hostname,
-            port=port,
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
+class BrokerUnreachableError(ConnectionError):
+    """The broker stayed unreachable for longer than the caller accepts."""
 
 
 @dataclass
@@ -92,14 +67,15 @@ class LinkStats:
     failures: int = 0
     last_error: str = ""
     connected: bool = False
+    outage_since: float | None = None
     errors: list[str] = field(default_factory=list)
 
 
 class MqttLink:
-    """A publisher with an outbox that survives broker outages.
+    """A QoS 1 publisher with an outbox (see the module docstring).
 
     Args:
-        url: broker URL (see :class:`BrokerAddress`).
+        broker: the broker (:meth:`BrokerConfig.parse`).
         client_id: MQTT client identifier (one per gateway/transmitter).
         will: Last Will factory, called at each connection (a fresh signed death
             envelope: its ``sent`` time must be the connection's).
@@ -107,12 +83,13 @@ class MqttLink:
         window: messages in flight at once.
         ack_timeout: seconds to wait for a PUBACK before treating the connection as dead.
         backoff: first and maximum delay between connection attempts, seconds.
-        tls_context: TLS context for ``mqtts://`` (default: system trust store).
+        give_up_after_s: raise :class:`BrokerUnreachableError` from :meth:`run` when no
+            connection succeeded for that long (``None``: retry forever).
     """
 
     def __init__(
         self,
-        url: str,
+        broker: BrokerConfig,
         client_id: str,
         *,
         will: Callable[[], OutMessage] | None = None,
@@ -121,17 +98,17 @@ class MqttLink:
         ack_timeout: float = 5.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         keepalive: int = 30,
-        tls_context: ssl.SSLContext | None = None,
+        give_up_after_s: float | None = None,
     ) -> None:
-        self.address = BrokerAddress.parse(url)
+        self.broker = broker
         self.client_id = client_id
         self._will = will
         self._on_connect = on_connect
         self._window = max(1, window)
         self._ack_timeout = ack_timeout
-        self._backoff = backoff
+        self._backoff = Backoff(backoff[0], backoff[1], client_id)
         self._keepalive = keepalive
-        self._tls = tls_context
+        self._give_up_after_s = give_up_after_s
         self._outbox: deque[OutMessage] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -139,11 +116,9 @@ class MqttLink:
         self._connected_event = asyncio.Event()
         self._stopping = False
         self._graceful_goodbye: list[OutMessage] = []
-        self._jitter = random.Random(client_id)
         self._offline = False
-        self._client_now: aiomqtt.Client | None = None
+        self._client_now: object | None = None
         self._attempted: set[int] = set()
-        self._next_id = 0
         self.stats = LinkStats()
 
     # -- the small interface firmware sees ----------------------------------------------
@@ -182,14 +157,7 @@ class MqttLink:
         self._offline = offline
         client = self._client_now
         if offline and client is not None:
-            # aiomqtt has no "abort" call. Shutting the TCP connection down under paho is
-            # the network failure: paho reads EOF and reports the disconnection, and the
-            # broker, which got no DISCONNECT packet, publishes the will. (Closing the
-            # descriptor instead would pull it from under paho's event-loop callbacks.)
-            sock = client._client.socket()
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            abort(client)  # type: ignore[arg-type]
         self._wake.set()
 
     def stop(self, goodbye: list[OutMessage] | None = None) -> None:
@@ -200,90 +168,119 @@ class MqttLink:
         self._wake.set()
 
     # -- the connection loop ------------------------------------------------------------
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> object:
         will = None
         if self._will is not None:
             w = self._will()
-            will = aiomqtt.Will(w.topic, w.payload, qos=1, retain=w.retain)
-        tls_context = self._tls
-        if self.address.tls and tls_context is None:
-            tls_context = ssl.create_default_context()
-        client = aiomqtt.Client(
-            self.address.host,
-            self.address.port,
-            username=self.address.username,
-            password=self.address.password,
-            identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
+            will = Will(w.topic, w.payload, w.retain)
+        return client_for(
+            self.broker,
+            self.client_id,
             will=will,
             keepalive=self._keepalive,
             timeout=self._ack_timeout,
-            max_inflight_messages=self._window,
-            tls_context=tls_context,
+            max_inflight=self._window,
         )
-        # A full window in flight is normal here, not a reason to log warnings.
-        client.pending_calls_threshold = self._window + 8
-        return client
 
     async def run(self) -> None:
-        """Connect, publish, reconnect forever (until :meth:`stop`). Run it as a task."""
+        """Connect, publish, reconnect until :meth:`stop`. Run it as a task.
+
+        Raises:
+            BrokerUnreachableError: ``give_up_after_s`` passed without a connection.
+        """
         attempt = 0
         while True:
             while self._offline and not self._stopping:
                 self._wake.clear()
                 await self._wake.wait()
+            client = self._client()
             try:
-                async with self._client() as client:
+                async with client:  # type: ignore[attr-defined]
                     self._client_now = client
                     attempt = 0
-                    self.stats.connections += 1
-                    self.stats.connected = True
-                    self._connected_event.set()
-                    await self._session(client)
+                    self._connected_now()
+                    async with asyncio.TaskGroup() as tasks:
+                        tasks.create_task(self._session(client), name=f"{self.client_id}-out")
                     return  # stopped cleanly
-            except aiomqtt.MqttError as exc:
-                self.stats.failures += 1
-                self.stats.last_error = str(exc)
-                if len(self.stats.errors) < 100:
-                    self.stats.errors.append(str(exc))
-                _log.info("mqtt %s: %s; retrying", self.client_id, exc)
+            except* MqttError as group:
+                self._failed(group.exceptions[0])
             finally:
-                _retrieve_disconnect_error(self._client_now)
+                settle(client)  # type: ignore[arg-type]
                 self._client_now = None
                 self.stats.connected = False
                 self._connected_event.clear()
             if self._stopping and not self._outbox:
                 return
-            low, high = self._backoff
-            delay = min(high, low * (2**attempt)) * (0.5 + self._jitter.random())
+            self._check_give_up()
+            delay = self._backoff.delay(attempt)
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_stop(), timeout=delay)
+
+    def _connected_now(self) -> None:
+        if self.stats.outage_since is not None:
+            _log.warning(
+                "mqtt %s: broker %s reachable again (down %.0f s)",
+                self.client_id,
+                self.broker.display,
+                time.monotonic() - self.stats.outage_since,
+            )
+        self.stats.connections += 1
+        self.stats.connected = True
+        self.stats.outage_since = None
+        self._connected_event.set()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = str(exc) or type(exc).__name__
+        if len(self.stats.errors) < 100:
+            self.stats.errors.append(self.stats.last_error)
+        if self.stats.outage_since is None:
+            self.stats.outage_since = time.monotonic()
+            _log.warning(
+                "mqtt %s: broker %s unreachable (%s); %d message(s) kept, retrying",
+                self.client_id,
+                self.broker.display,
+                self.stats.last_error,
+                len(self._outbox),
+            )
+        else:
+            _log.info("mqtt %s: %s; retrying", self.client_id, self.stats.last_error)
+
+    def _check_give_up(self) -> None:
+        limit = self._give_up_after_s
+        since = self.stats.outage_since
+        if limit is not None and since is not None and time.monotonic() - since >= limit:
+            raise BrokerUnreachableError(
+                f"MQTT broker {self.broker.display} unreachable for {limit:g} s "
+                f"({self.stats.last_error}); {len(self._outbox)} message(s) not sent"
+            )
 
     async def _wait_stop(self) -> None:
         while not self._stopping:
             self._wake.clear()
             await self._wake.wait()
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: object) -> None:
+        publish = client.publish  # type: ignore[attr-defined]
         if self._on_connect is not None:
             for m in self._on_connect():
-                await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+                await publish(m.topic, m.payload, qos=1, retain=m.retain)
                 self.stats.sent += 1
         while True:
             if self._offline:
                 # Let paho notice the dead socket first, so leaving the context does not
                 # try a DISCONNECT on it (which would race the socket's closing).
                 for _ in range(100):
-                    if not client._client.is_connected():
+                    if not is_connected(client):  # type: ignore[arg-type]
                         break
                     await asyncio.sleep(0.01)
-                raise aiomqtt.MqttError("network down (simulated)")
+                raise MqttError("network down (simulated)")
             if not self._outbox:
                 self._idle.set()
                 if self._stopping:
                     for m in self._graceful_goodbye:
-                        await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+                        await publish(m.topic, m.payload, qos=1, retain=m.retain)
                     self._graceful_goodbye = []
                     return
                 self._wake.clear()
@@ -296,28 +293,16 @@ class MqttLink:
                     self.stats.resent += 1
                 self._attempted.add(key)
             results = await asyncio.gather(
-                *(client.publish(m.topic, m.payload, qos=1, retain=m.retain) for m in batch),
+                *(publish(m.topic, m.payload, qos=1, retain=m.retain) for m in batch),
                 return_exceptions=True,
             )
             self.stats.sent += len(batch)
             failed = next((r for r in results if isinstance(r, BaseException)), None)
             if failed is not None:
-                if isinstance(failed, aiomqtt.MqttError):
+                if isinstance(failed, MqttError):
                     raise failed
-                raise aiomqtt.MqttError(f"publish failed: {failed!r}") from failed
+                raise MqttError(f"publish failed: {failed!r}") from failed
             for m in batch:
                 self._outbox.popleft()
                 self._attempted.discard(id(m))
             self.stats.acked += len(batch)
-
-
-def _retrieve_disconnect_error(client: aiomqtt.Client | None) -> None:
-    """Mark aiomqtt's "unexpected disconnection" future as seen.
-
-    When the connection dies, aiomqtt stores the error in a future that its context exit
-    does not read; asyncio then logs "Future exception was never retrieved" at garbage
-    collection. The error has been handled here (we reconnect), so read it.
-    """
-    future = getattr(client, "_disconnected", None)
-    if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
-        future.exception()

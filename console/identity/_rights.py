@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from console.auth._habilitations import Action
-from console.records.identity._crypto import PatientShreddedError
+from console.auth import Action
+from console.crypto import PatientShreddedError
 
 if TYPE_CHECKING:
-    from console.auth._service import Actor
-    from console.records.identity._patients import PatientService
+    from console.auth import Actor
+    from console.identity._patients import PatientService
 
 EXPORT_FORMAT = "samu-rights-export/1"
 
@@ -45,11 +45,11 @@ class RightsService:
 
     def accesses(self, patient_id: str) -> list[dict[str, Any]]:
         """Every audit event about this patient, oldest first (no ``detail``)."""
-        rows = self._store.db.execute(
+        rows = self._store.fetchall(
             "SELECT seq, time, actor, role, terminal, action, purpose, outcome"
             " FROM audit_events WHERE object = ? ORDER BY seq",
             (f"patient:{patient_id}",),
-        ).fetchall()
+        )
         keys = ("seq", "time", "actor", "role", "terminal", "action", "purpose", "outcome")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -60,13 +60,13 @@ class RightsService:
             UnknownPatientError: no such patient.
             Denied: the actor is not the local operator (audited).
         """
-        from console.records.identity._patients import UnknownPatientError
+        from console.identity._patients import UnknownPatientError
 
-        meta = self._store.db.execute(
+        meta = self._store.fetchone(
             "SELECT patient_id, status, site, created_at, last_contact, deceased, opposition,"
             " opposition_at, shredded_at FROM patients WHERE patient_id = ?",
             (patient_id,),
-        ).fetchone()
+        )
         if meta is None:
             raise UnknownPatientError(f"no patient with id {patient_id!r}")
         auth = self._accounts.authorize(actor, Action.RIGHTS_EXPORT, f"patient:{patient_id}")
@@ -107,7 +107,7 @@ class RightsService:
                     strict=True,
                 )
             )
-            for r in self._store.db.execute(
+            for r in self._store.fetchall(
                 "SELECT hold_id, reason, placed_at, placed_by, released_at, released_by"
                 " FROM retention_holds WHERE patient_id = ? ORDER BY placed_at",
                 (patient_id,),
@@ -130,7 +130,7 @@ class RightsService:
                     strict=True,
                 )
             )
-            for r in self._store.db.execute(
+            for r in self._store.fetchall(
                 "SELECT grant_id, user_id, reason, granted_at, expires_at, terminal,"
                 " reviewed_by, reviewed_at FROM breakglass_grants WHERE object = ?"
                 " ORDER BY granted_at",

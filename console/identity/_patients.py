@@ -18,7 +18,7 @@ abroad), plus the INS number (NIR or NIA) when known.
 Any rectification of a trait or of the INS drops a qualified identity back to
 ``unqualified`` (the checks must be done again), and is kept in history.
 
-All traits are sealed per cell (see ``_crypto``); the blind index holds keyed tokens of
+All traits are sealed per cell (see :mod:`console.crypto`); the blind index holds keyed tokens of
 the birth name and of each first name for search. Every read of an identity or a
 record and every change appends an audit event whose object is ``patient:<id>`` —
 never a name — which is also what the rights export uses to list who accessed it.
@@ -34,26 +34,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from console.auth._habilitations import Action, Target
-from console.auth._sessions import Session
-from console.records.identity._crypto import (
+from console.auth import AccountService, Action, Actor, Session, Target
+from console.crypto import (
     Cell,
-    KeyRing,
+    MasterKeyRing,
     PatientShreddedError,
     ensure_master_key,
+    make_bundle,
     open_field,
     seal_field,
-)
-from console.records.identity._ins import NirError, month_is_date, parse_nir
-from console.records.identity._signing import (
-    make_bundle,
     sign,
     signed_content,
     verify,
 )
+from console.identity._ins import NirError, month_is_date, parse_nir
 
-if TYPE_CHECKING:  # a runtime import would be circular (auth seals keys with this package)
-    from console.auth._service import AccountService, Actor
+if TYPE_CHECKING:
     from console.records import Store
 
 TRAITS: tuple[str, ...] = ("birth_name", "first_names", "birth_date", "sex", "birthplace_code")
@@ -167,7 +163,7 @@ class PatientService:
         self._accounts = accounts
         self._store = accounts.store
         self._clock = accounts.clock
-        self._ring = KeyRing(master_key)
+        self._ring = MasterKeyRing(master_key)
         ensure_master_key(self._store, self._ring, self._clock)
 
     @property
@@ -181,12 +177,12 @@ class PatientService:
     # ------------------------------------------------------------ keys and cells
 
     def _data_key(self, patient_id: str, conn: Any = None) -> bytes:
-        db = conn if conn is not None else self._store.db
-        row = db.execute(
+        row = self._store.fetchone(
             "SELECT p.status, p.shredded_at, k.key_version, k.wrapped_key FROM patients p"
             " LEFT JOIN patient_keys k ON k.patient_id = p.patient_id WHERE p.patient_id = ?",
             (patient_id,),
-        ).fetchone()
+            conn=conn,
+        )
         if row is None:
             raise UnknownPatientError(f"no patient with id {patient_id!r}")
         _status, shredded_at, version, wrapped = row
@@ -212,9 +208,7 @@ class PatientService:
         return open_field(self._data_key(patient_id), Cell(table, column, row_id), blob)
 
     def _target(self, patient_id: str) -> Target:
-        row = self._store.db.execute(
-            "SELECT site FROM patients WHERE patient_id = ?", (patient_id,)
-        ).fetchone()
+        row = self._store.fetchone("SELECT site FROM patients WHERE patient_id = ?", (patient_id,))
         if row is None:
             raise UnknownPatientError(f"no patient with id {patient_id!r}")
         return Target(f"patient:{patient_id}", site=row[0])
@@ -256,7 +250,7 @@ class PatientService:
             actor, Action.IDENTITY_WRITE, Target("patient:new", site=site)
         )
         patient_id = _new_id("pat")
-        key = KeyRing.new_data_key()
+        key = MasterKeyRing.new_data_key()
         now = self._clock()
         sealed = self._seal_traits(key, patient_id, traits)
         contact = (last_contact or now.date()).isoformat()
@@ -302,14 +296,14 @@ class PatientService:
         return patient_id
 
     def _load(self, patient_id: str, conn: Any = None) -> PatientRecord:
-        db = conn if conn is not None else self._store.db
-        row = db.execute(
+        row = self._store.fetchone(
             "SELECT p.status, p.site, p.created_at, p.last_contact, p.opposition, p.deceased,"
             " i.birth_name, i.first_names, i.birth_date, i.sex, i.birthplace_code, i.ins,"
             " i.death_date FROM patients p LEFT JOIN patient_identities i"
             " ON i.patient_id = p.patient_id WHERE p.patient_id = ?",
             (patient_id,),
-        ).fetchone()
+            conn=conn,
+        )
         if row is None:
             raise UnknownPatientError(f"no patient with id {patient_id!r}")
         key = self._data_key(patient_id, conn)
@@ -386,7 +380,7 @@ class PatientService:
                 " b.patient_id AND f.kind = 'first_name' AND f.token = ?)"
             )
             params.append(self._ring.blind_index(first_name))
-        rows = self._store.db.execute(sql + " ORDER BY b.patient_id", params).fetchall()
+        rows = self._store.fetchall(sql + " ORDER BY b.patient_id", params)
         ids = [
             r[0]
             for r in rows
@@ -491,11 +485,11 @@ class PatientService:
 
     def _history(self, patient_id: str) -> list[dict[str, Any]]:
         key = self._data_key(patient_id)
-        rows = self._store.db.execute(
+        rows = self._store.fetchall(
             "SELECT change_id, field, old_value, new_value, reason, changed_at, changed_by"
             " FROM identity_history WHERE patient_id = ? ORDER BY changed_at, change_id",
             (patient_id,),
-        ).fetchall()
+        )
 
         def o(col: str, cid: str, blob: Any) -> str | None:
             return (
@@ -573,10 +567,10 @@ class PatientService:
         Opposition is honoured here: exporters (FHIR, research) must take their
         population from this list; erased patients are excluded too.
         """
-        rows = self._store.db.execute(
+        rows = self._store.fetchall(
             "SELECT patient_id FROM patients WHERE opposition = 0 AND status != 'shredded'"
             " ORDER BY patient_id"
-        ).fetchall()
+        )
         return [r[0] for r in rows]
 
     def record_contact(self, actor: Actor, patient_id: str, when: date) -> None:
@@ -681,10 +675,10 @@ class PatientService:
         return record_id
 
     def _record_bundle(self, record_id: str) -> tuple[str, dict[str, Any], dict[str, str]]:
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT patient_id, key_id, content, signature FROM signed_records WHERE record_id = ?",
             (record_id,),
-        ).fetchone()
+        )
         if row is None:
             raise KeyError(f"no signed record {record_id!r}")
         patient_id, key_id, sealed, signature = row
@@ -696,9 +690,9 @@ class PatientService:
 
     def export_record(self, actor: Actor, record_id: str) -> dict[str, Any]:
         """A signed record with its offline-verifiable bundle (``clinical.read``; audited)."""
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT patient_id FROM signed_records WHERE record_id = ?", (record_id,)
-        ).fetchone()
+        )
         if row is None:
             raise KeyError(f"no signed record {record_id!r}")
         auth = self._accounts.authorize(actor, Action.CLINICAL_READ, self._target(row[0]))
@@ -730,7 +724,7 @@ class PatientService:
     def _records_of(self, patient_id: str) -> list[dict[str, Any]]:
         ids = [
             r[0]
-            for r in self._store.db.execute(
+            for r in self._store.fetchall(
                 "SELECT record_id FROM signed_records WHERE patient_id = ? ORDER BY signed_at",
                 (patient_id,),
             )
@@ -745,7 +739,7 @@ class PatientService:
         """Every patient id, erased ones included (for the retention runner)."""
         return [
             r[0]
-            for r in self._store.db.execute("SELECT patient_id FROM patients ORDER BY patient_id")
+            for r in self._store.fetchall("SELECT patient_id FROM patients ORDER BY patient_id")
         ]
 
     def now(self) -> datetime:

@@ -27,16 +27,14 @@ The audit trail itself is an access log, kept separately and not purged here.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from console.auth._service import Actor
-    from console.records.identity._patients import PatientService
+    from console.auth import Actor
+    from console.identity._patients import PatientService
 
 
 def add_years(d: date, years: int) -> date:
@@ -136,7 +134,7 @@ class RetentionRunner:
     """Applies the policy to every patient; the local operator's ``samu retention run``.
 
     Args:
-        patients: the :class:`~console.records.identity.PatientService`.
+        patients: the :class:`~console.identity.PatientService`.
     """
 
     def __init__(self, patients: PatientService) -> None:
@@ -146,7 +144,7 @@ class RetentionRunner:
 
     def place_hold(self, actor: Actor, patient_id: str, reason: str) -> str:
         """Suspend retention for a patient (litigation, inquiry); returns the hold id."""
-        from console.auth._habilitations import Action
+        from console.auth import Action
 
         if not reason.strip():
             raise ValueError("a legal hold needs a reason")
@@ -178,7 +176,7 @@ class RetentionRunner:
 
     def release_hold(self, actor: Actor, hold_id: str) -> None:
         """Lift a legal hold (retention resumes at the next run)."""
-        from console.auth._habilitations import Action
+        from console.auth import Action
 
         auth = self._accounts.authorize(actor, Action.RETENTION_MANAGE, f"hold:{hold_id}")
         now = self._patients.now().isoformat()
@@ -203,14 +201,14 @@ class RetentionRunner:
             )
 
     def _decision(self, patient_id: str, today: date) -> RetentionDecision:
-        from console.records.identity._crypto import CryptoError
+        from console.crypto import CryptoError
 
-        row = self._store.db.execute(
+        row = self._store.fetchone(
             "SELECT status, last_contact, (SELECT count(*) FROM retention_holds h WHERE"
             " h.patient_id = p.patient_id AND h.released_at IS NULL) FROM patients p"
             " WHERE patient_id = ?",
             (patient_id,),
-        ).fetchone()
+        )
         status, last_contact, holds = row
         if status == "shredded":
             return decide(
@@ -244,21 +242,20 @@ class RetentionRunner:
         leaves every patient either intact or fully erased); the run and its counts
         are audited too, dry runs included (they read birth and death dates).
         """
-        from console.auth._habilitations import Action
+        from console.auth import Action
 
         auth = self._accounts.authorize(actor, Action.RETENTION_MANAGE, "retention")
         day = today or self._patients.now().date()
         decisions = tuple(self._decision(pid, day) for pid in self._patients.patient_ids())
         report = RetentionReport(day, dry_run, decisions)
         if not dry_run and report.count("shred"):
-            self._store.db.execute("PRAGMA secure_delete = ON")
+            self._store.secure_delete()
             for d in decisions:
                 if d.action == "shred":
                     self._shred(actor, auth.role, d)
             # Fold the WAL back and truncate it so no pre-erasure page lingers there (busy
             # readers: the next checkpoint does it).
-            with contextlib.suppress(sqlite3.Error):
-                self._store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._store.truncate_wal()
         self._accounts.audit(
             actor,
             "retention.run",

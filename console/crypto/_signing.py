@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from protocols import canonical_json
+
 _DEFAULTS = PasswordHasher()
 _KDF_HEADER = struct.Struct(">BIII")
 _SALT = 16
@@ -152,13 +154,6 @@ def generate_user_key(user_id: str, password: str, kdf: PasswordHasher | None = 
     return NewKey(
         key_id_of(public), public, encrypt_private_key(user_id, private, password, kdf), private
     )
-
-
-def canonical_json(value: Any) -> bytes:
-    """Deterministic UTF-8 JSON: sorted keys, no spaces, no NaN (the bytes signed)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def signed_content(
