@@ -23,7 +23,7 @@ from firmware_sim._envelopes import EnvelopeSender, death_will, wall_time
 from firmware_sim._faults import ENVELOPE_FAULTS, FaultKind, FaultPlan, FaultWindow
 from firmware_sim._hal import SITE_TZ, Battery, ByteSink, Hal, Rtc, SensorFrontEnd, Uart
 from firmware_sim._keys import KeyStore
-from firmware_sim._scenario import ScenarioRun, build_scenario, inproc_links
+from firmware_sim._runner import BuiltScenario, RunOptions, ScenarioPlan, SimError, run_sim
 from firmware_sim._seeds import rng_for, rngs_for, seed_sequence
 from firmware_sim._sim import (
     DEFAULT_PROFILES,
@@ -43,6 +43,7 @@ __all__ = [
     "IMPLANT_KINDS",
     "SITE_TZ",
     "Battery",
+    "BuiltScenario",
     "ByteSink",
     "Clock",
     "DeviceSpec",
@@ -54,20 +55,21 @@ __all__ = [
     "KeyStore",
     "RealClock",
     "Rtc",
-    "ScenarioRun",
+    "RunOptions",
+    "ScenarioPlan",
     "SensorFrontEnd",
+    "SimError",
     "Simulation",
     "SpecError",
     "TimerHandle",
     "Uart",
     "VirtualClock",
-    "build_scenario",
     "death_will",
-    "inproc_links",
     "parse_spec",
     "profile_for",
     "rng_for",
     "rngs_for",
+    "run_sim",
     "seed_sequence",
     "specs_from_cli",
     "wall_time",

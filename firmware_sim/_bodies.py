@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from hardware import DeviceProfile
 from protocols import BirthBody, DeathBody, DeviceStatus, Observation, StatusBody, VitalsBody
-from protocols.models._observation import LoincCodeStr
+from protocols.models import LoincCodeStr
 from protocols.vocab import DEVICE_FLAGS, LOINC, VALUE_KEYS, DeviceFlag
 
 #: Format-specific condition names (sbf1 STATUS/PLX status, Masimo exceptions and alarms,

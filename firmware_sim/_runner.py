@@ -24,15 +24,16 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from firmware_sim._clock import RealClock
 from firmware_sim._envelopes import EnvelopeSender, death_will
 from firmware_sim._hal import ByteSink
 from firmware_sim._keys import KeyStore
-from firmware_sim._scenario import VIDEO_GATEWAY, ScenarioRun, build_scenario
 from firmware_sim._seeds import rng_for
 from firmware_sim._sim import (
     IMPLANT_KINDS,
+    DeviceSpec,
     Simulation,
     SpecError,
     profile_for,
@@ -42,7 +43,7 @@ from firmware_sim.gateway import GatewayCore, GatewayPort, SerialGateway, first_
 from firmware_sim.implants import Implant, Transmitter
 from firmware_sim.physiology import NoiseSource
 from firmware_sim.transports import BrokerConfig, MqttLink, OutMessage, PtyPort, SocketPort
-from firmware_sim.video import VideoSession, VideoStep
+from firmware_sim.video import VIDEO_GATEWAY, VideoSession, VideoStep
 from protocols.topics import video_topic
 
 
@@ -50,11 +51,44 @@ class SimError(ValueError):
     """Unusable options or inputs (reported as a usage error, exit 2)."""
 
 
+class BuiltScenario(Protocol):
+    """What the runner needs of a built scenario (``scenarios.ScenarioRun``)."""
+
+    @property
+    def sim(self) -> Simulation: ...
+
+    @property
+    def mqtt_topics(self) -> dict[str, str]: ...
+
+    def start(self) -> None: ...
+
+
+class ScenarioPlan(Protocol):
+    """A scenario the runner can build (``scenarios.SimPlan``).
+
+    The simulator never imports :mod:`scenarios` (the replay engine there sits above
+    it); the command line hands the runner a plan instead.
+    """
+
+    def serial_transports(self) -> dict[str, str]:
+        """Serial device id → ``serial`` or ``socket``."""
+        ...
+
+    def build(
+        self,
+        clock: RealClock,
+        *,
+        sink_for: Callable[[DeviceSpec], ByteSink],
+        link_for: Callable[[str, str, Callable[[], OutMessage] | None], MqttLink],
+        keys: KeyStore,
+    ) -> BuiltScenario: ...
+
+
 @dataclass(frozen=True)
 class RunOptions:
     site: str | None = None
     devices: list[str] | None = None
-    scenario: str | None = None
+    scenario: ScenarioPlan | None = None
     mqtt: BrokerConfig | None = None
     speed: float = 1.0
     seed: int | None = None
@@ -100,31 +134,19 @@ async def _serial_sink(kind: str) -> ByteSink:
 
 async def _build(
     options: RunOptions, clock: RealClock, links: _Links, keys: KeyStore
-) -> tuple[Simulation, ScenarioRun | None, list[str], list[object]]:
+) -> tuple[Simulation, BuiltScenario | None, list[str], list[object]]:
     # No seed: a fresh one, so a demo shows different residents each time.
     seed = options.seed if options.seed is not None else secrets.randbits(32)
     lines: list[str] = []
     extras: list[object] = []
     if options.scenario is not None:
-        import scenarios
-
-        try:
-            scenario = scenarios.load_scenario(options.scenario)
-        except scenarios.ScenarioError as exc:
-            raise SimError(str(exc)) from None
-        if options.seed is not None:
-            scenario = scenario.model_copy(
-                update={"scenario": scenario.scenario.model_copy(update={"seed": options.seed})}
-            )
         sinks: dict[str, ByteSink] = {}
-        for d in scenario.devices:
-            if d.transport != "mqtt":
-                sinks[d.id] = await _serial_sink(
-                    "socket" if d.transport == "socket" else options.serial
-                )
+        for device_id, transport in options.scenario.serial_transports().items():
+            sinks[device_id] = await _serial_sink(
+                "socket" if transport == "socket" else options.serial
+            )
         try:
-            run = build_scenario(
-                scenario,
+            run = options.scenario.build(
                 clock,
                 sink_for=lambda spec: sinks.pop(spec.device_id),
                 link_for=links,

@@ -18,7 +18,7 @@ from firmware_sim._faults import FaultPlan, FaultWindow
 from firmware_sim._hal import SITE_TZ, Battery, ByteSink, Hal, Rtc, SensorFrontEnd, Uart
 from firmware_sim._seeds import rng_for, rngs_for
 from firmware_sim.devices import DEFAULT_PERIODS, SERIAL_KINDS, PulseOximeter, SerialDevice
-from firmware_sim.implants._device import ImplantType
+from firmware_sim.implants import ImplantType
 from firmware_sim.physiology import (
     ArtefactProcess,
     ArtefactRates,

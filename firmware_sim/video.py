@@ -30,6 +30,9 @@ CALLER_TYPES = {
     "nurse": "SANTE.INF",
 }
 
+#: The sender id of a site's video-link gateway (its envelopes and key).
+VIDEO_GATEWAY = "video-gateway"
+
 
 @dataclass(frozen=True)
 class VideoStep:

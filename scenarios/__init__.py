@@ -1,9 +1,20 @@
 """Replayable scenarios (TOML) with expectations, for testers.
 
 This package holds the scenario file model (pydantic, schema-versioned) and its loader,
-plus the shipped library; :mod:`firmware_sim` turns a scenario into running devices.
+plus the shipped library, and turns a scenario into running simulator devices
+(:func:`build_scenario`, on :mod:`firmware_sim`'s public API). The dependency runs one
+way: scenarios → firmware_sim, never back.
 """
 
+from scenarios._build import (
+    NURSE_STATION,
+    LinkFactory,
+    ScenarioRun,
+    SimPlan,
+    SinkFactory,
+    build_scenario,
+    inproc_links,
+)
 from scenarios._loader import (
     LIBRARY_DIR,
     ScenarioError,
@@ -41,6 +52,7 @@ __all__ = [
     "DEVICE_KINDS",
     "FAULT_KINDS",
     "LIBRARY_DIR",
+    "NURSE_STATION",
     "PRESETS",
     "SCHEMA_VERSION",
     "SERIAL_FORMATS",
@@ -54,13 +66,19 @@ __all__ = [
     "Identity",
     "Implant",
     "ImplantEvent",
+    "LinkFactory",
     "Load",
     "Patient",
     "Scenario",
     "ScenarioError",
     "ScenarioHeader",
+    "ScenarioRun",
+    "SimPlan",
+    "SinkFactory",
     "VideoEvent",
     "VideoSession",
+    "build_scenario",
+    "inproc_links",
     "library",
     "load_scenario",
     "loads_scenario",

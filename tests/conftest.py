@@ -104,7 +104,9 @@ def _wait_listening(
 def start_broker(tmp: Path, persistence: bool = True) -> Broker:
     """Start ``mosquitto -c <temp config>`` on a free 127.0.0.1 port (never another address)."""
     if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed (make setup installs it from Debian's packages)")
+        # A failure, not a skip: `make test` installs it, so a missing broker means the
+        # set-up is broken and the broker tests would silently stop testing anything.
+        pytest.fail("mosquitto is not installed: run `make setup` (Debian's mosquitto package)")
     port = free_loopback_port()
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "mosquitto.conf"

@@ -11,14 +11,60 @@ from console.cli import EXIT_USAGE, main
 
 DOMAIN_PACKAGES = [
     "protocols",
+    "transport",
     "firmware_sim",
     "hardware",
+    "scenarios",
+    "console.crypto",
     "console.triage",
     "console.records",
     "console.auth",
+    "console.identity",
     "console.ingest",
+    "console.cases",
+    "console.interop",
+    "console.settings",
     "console.services",
 ]
+
+OUR_PACKAGES = ["console", "firmware_sim", "protocols", "scenarios", "hardware", "transport"]
+
+
+def _private_owner(module: str) -> str | None:
+    """The package that owns ``module`` when a component of its name is private
+    (``console.records._store`` → ``console.records``), else None."""
+    parts = module.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def test_no_package_imports_another_packages_private_modules() -> None:
+    """A package's surface is its ``__init__``: ``a._x`` is imported only from inside ``a``.
+
+    Tests are exempt (they may pin internals); everything shipped is checked, including
+    imports inside functions.
+    """
+    import grimp
+
+    graph = grimp.build_graph(*OUR_PACKAGES)
+    offenders = []
+    for imported in sorted(graph.modules):
+        owner = _private_owner(imported)
+        if owner is None:
+            continue
+        for importer in sorted(graph.find_modules_that_directly_import(imported)):
+            if importer != owner and not importer.startswith(owner + "."):
+                offenders.append(f"{importer} imports {imported}")
+    assert offenders == []
+
+
+def test_the_private_module_rule_itself() -> None:
+    assert _private_owner("console.records._store") == "console.records"
+    assert _private_owner("console.records") is None
+    assert _private_owner("console.__main__") is None
+    assert _private_owner("firmware_sim._sim") == "firmware_sim"
 
 
 @pytest.mark.parametrize("package", DOMAIN_PACKAGES)

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 import scenarios
-from firmware_sim import VirtualClock, build_scenario, inproc_links
+from firmware_sim import VirtualClock
 from firmware_sim.transports import InprocBus
 from protocols import (
     BilanBody,
@@ -20,6 +20,7 @@ from protocols import (
     open_envelope,
 )
 from protocols.codecs import Decoded, get_codec
+from scenarios import build_scenario, inproc_links
 
 
 def run(

@@ -86,7 +86,7 @@ def register(
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from firmware_sim._runner import RunOptions, SimError, run_sim
+    from firmware_sim import RunOptions, SimError, run_sim
 
     if args.speed <= 0:
         raise UsageError("--speed must be positive")
@@ -107,10 +107,22 @@ def _run(args: argparse.Namespace) -> int:
         if start.tzinfo is None:
             raise UsageError("--start needs an explicit UTC offset, e.g. 2026-11-23T17:00:00+01:00")
         epoch = start.timestamp()
+    plan = None
+    if args.scenario is not None:
+        import scenarios
+
+        try:
+            scenario = scenarios.load_scenario(args.scenario)
+        except scenarios.ScenarioError as exc:
+            raise UsageError(str(exc)) from None
+        if args.seed is not None:
+            header = scenario.scenario.model_copy(update={"seed": args.seed})
+            scenario = scenario.model_copy(update={"scenario": header})
+        plan = scenarios.SimPlan(scenario)
     options = RunOptions(
         site=args.site,
         devices=args.devices,
-        scenario=args.scenario,
+        scenario=plan,
         mqtt=broker_of(args, args.mqtt) if args.mqtt else None,
         speed=args.speed,
         seed=args.seed,

@@ -166,8 +166,7 @@ def _output(name: str | None) -> Iterator[TextIO]:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from console.triage import CsvInputError, score_csv
-    from console.triage._csv import DEFAULT_CHUNK_ROWS
+    from console.triage import DEFAULT_CHUNK_ROWS, CsvInputError, score_csv
 
     policy = _load_policy(args.policy)
     try:

@@ -21,6 +21,7 @@ from console.triage._arrays import (
     consciousness_codes,
 )
 from console.triage._csv import (
+    DEFAULT_CHUNK_ROWS,
     INPUT_COLUMNS,
     OUTPUT_COLUMNS,
     CsvInputError,
@@ -68,6 +69,7 @@ from console.triage._reasons import vital_reasons
 __all__ = [
     "CONDITION_BITS",
     "CONSCIOUSNESS_LEVELS",
+    "DEFAULT_CHUNK_ROWS",
     "INPUT_COLUMNS",
     "MISSING_U8",
     "MISSING_U16",

@@ -26,7 +26,7 @@ from protocols.models._implant import (
     ImplantObservation,
     ImplantSession,
 )
-from protocols.models._observation import Observation
+from protocols.models._observation import LoincCodeStr, Observation
 from protocols.models._schemas import json_schemas
 from protocols.models._types import TIMESTAMP_PATTERN, Message, format_timestamp
 from protocols.models._video import StreamQuality, VideoBody, VideoConsent, VideoEvent
@@ -53,6 +53,7 @@ __all__ = [
     "ImplantObservation",
     "ImplantSession",
     "Kind",
+    "LoincCodeStr",
     "Message",
     "Nurse",
     "Observation",

@@ -1,5 +1,9 @@
 """Turning a scenario file into a running simulation.
 
+This lives in :mod:`scenarios`, not in :mod:`firmware_sim`, so the import graph stays a
+tree: the simulator knows nothing of scenario files, scenarios build on its public API,
+and the replay engine (which also drives the console core) sits above both.
+
 Everything a scenario describes becomes simulator objects here: residents (baseline and
 course), bedside devices with their faults, implants and their transmitters, video
 sessions, nurse bilans, the ``[load]`` fleet. Transports are injected (a byte sink per
@@ -18,13 +22,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from firmware_sim._clock import Clock
-from firmware_sim._envelopes import EnvelopeSender, death_will
-from firmware_sim._faults import FaultKind, FaultPlan, FaultWindow
-from firmware_sim._hal import ByteSink
-from firmware_sim._keys import KeyStore
-from firmware_sim._seeds import rng_for
-from firmware_sim._sim import DeviceSpec, Simulation, profile_for
+from firmware_sim import (
+    ByteSink,
+    Clock,
+    DeviceSpec,
+    EnvelopeSender,
+    FaultKind,
+    FaultPlan,
+    FaultWindow,
+    KeyStore,
+    Simulation,
+    death_will,
+    profile_for,
+    rng_for,
+)
 from firmware_sim.gateway import GatewayCore, GatewayPort, first_will
 from firmware_sim.implants import EpisodePlan, Implant, LeadChange, Transmitter
 from firmware_sim.implants import Window as OfflineWindow
@@ -37,7 +48,7 @@ from firmware_sim.physiology import (
     ramp,
 )
 from firmware_sim.transports import InprocBus, InprocLink, InprocPort, MessageLink, OutMessage
-from firmware_sim.video import VideoSession, VideoStep
+from firmware_sim.video import VIDEO_GATEWAY, VideoSession, VideoStep
 from protocols import (
     BilanBody,
     BilanFlags,
@@ -48,8 +59,8 @@ from protocols import (
     ResidentIdentity,
     TrustedPerson,
 )
-from scenarios import Patient as ScenarioPatient
-from scenarios import Scenario
+from scenarios._model import Bilan, Scenario
+from scenarios._model import Patient as ScenarioPatient
 
 #: (site, sender id, Last Will factory or None) → the link that sender publishes on.
 LinkFactory = Callable[[str, str, Callable[[], OutMessage] | None], MessageLink]
@@ -57,7 +68,6 @@ LinkFactory = Callable[[str, str, Callable[[], OutMessage] | None], MessageLink]
 SinkFactory = Callable[[DeviceSpec], ByteSink]
 
 NURSE_STATION = "nurse-station"
-VIDEO_GATEWAY = "video-gateway"
 
 
 @dataclass
@@ -367,7 +377,6 @@ def bilan_body(
     b: object, patients: dict[str, ScenarioPatient], sim: Simulation, sender: EnvelopeSender
 ) -> BilanBody:
     """The nurse's bilan: identity and DLU from the scenario, vitals she measured now."""
-    from scenarios import Bilan
 
     assert isinstance(b, Bilan)
     p = patients[b.patient]
@@ -468,3 +477,24 @@ def bilan_body(
         observations=observations,
         notes=b.text or None,
     )
+
+
+@dataclass(frozen=True)
+class SimPlan:
+    """A scenario handed to ``samu sim``'s runner (``firmware_sim.ScenarioPlan``)."""
+
+    scenario: Scenario
+
+    def serial_transports(self) -> dict[str, str]:
+        """Serial device id → its transport (``serial`` or ``socket``)."""
+        return {d.id: d.transport for d in self.scenario.devices if d.transport != "mqtt"}
+
+    def build(
+        self,
+        clock: Clock,
+        *,
+        sink_for: SinkFactory,
+        link_for: LinkFactory,
+        keys: KeyStore,
+    ) -> ScenarioRun:
+        return build_scenario(self.scenario, clock, sink_for=sink_for, link_for=link_for, keys=keys)
