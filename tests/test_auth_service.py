@@ -277,8 +277,9 @@ def test_password_change_reseals_the_signing_key(env: Env) -> None:
     env.add("drmartin", "regulateur")
     session = env.login("drmartin")
     key_id = session.signer_key_id
-    with pytest.raises(AuthenticationFailedError):
+    with pytest.raises(AuthenticationFailedError) as exc:
         env.accounts.change_password(session, "not my password", "a brand new passphrase")
+    env.clock.advance(seconds=exc.value.retry_after_s)  # a wrong guess is throttled
     env.accounts.change_password(session, PW, "a brand new passphrase")
     again = env.login("drmartin", password="a brand new passphrase")
     assert again.signer_key_id == key_id and again.signer is not None

@@ -7,15 +7,29 @@ password policy, TOTP step matching, back-off maths, the matrix) are exported to
 other layers and tests can use them without a database.
 """
 
+from console.auth._accounts import (
+    AccountError,
+    AccountExistsError,
+    AccountInfo,
+    Actor,
+    AuthenticationFailedError,
+    BackoffError,
+    Enrolment,
+    LocalOperator,
+    UnknownAccountError,
+    parse_roles,
+    validate_user_id,
+)
 from console.auth._authenticator import (
     Authenticator,
     AuthOutcome,
     PasswordTotpAuthenticator,
 )
 from console.auth._backoff import BackoffPolicy, BackoffState
-from console.auth._breakglass import BREAK_GLASS_DURATION, CLINICAL_ROLES, BreakGlass, Grant
+from console.auth._breakglass import BREAK_GLASS_DURATION, BreakGlass, Grant
 from console.auth._habilitations import (
     BREAK_GLASS_ACTIONS,
+    CLINICAL_ROLES,
     MATRIX,
     Action,
     Authorization,
@@ -34,20 +48,7 @@ from console.auth._passwords import (
     hash_password,
     verify_password,
 )
-from console.auth._service import (
-    AccountError,
-    AccountExistsError,
-    AccountInfo,
-    AccountService,
-    Actor,
-    AuthenticationFailedError,
-    BackoffError,
-    Enrolment,
-    LocalOperator,
-    UnknownAccountError,
-    parse_roles,
-    validate_user_id,
-)
+from console.auth._service import AccountService
 from console.auth._sessions import (
     REAUTH_AFTER,
     ROLES,

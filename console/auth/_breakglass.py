@@ -23,13 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from console.auth._habilitations import BREAK_GLASS_ACTIONS, Action, Denied, require
-from console.auth._sessions import Clock, Role, Session, system_clock
+from console.auth._habilitations import (
+    BREAK_GLASS_ACTIONS,
+    CLINICAL_ROLES,
+    Action,
+    Denied,
+    require,
+)
+from console.auth._sessions import Clock, Session, system_clock
 from console.records import AuditContext, AuditEvent, Store, open_incident
 
 BREAK_GLASS_DURATION = timedelta(minutes=15)
-#: Roles that may break the glass: those that care for patients.
-CLINICAL_ROLES: frozenset[Role] = frozenset({Role.REGULATEUR, Role.ARM, Role.IDE_EHPAD})
 MAX_REASON = 500
 
 

@@ -123,6 +123,10 @@ MATRIX: tuple[MatrixRow, ...] = (
 #: Read actions a break-glass grant may open (never writes, signatures or admin).
 BREAK_GLASS_ACTIONS: frozenset[Action] = frozenset({Action.BOARD_VIEW, Action.CLINICAL_READ})
 
+#: Roles that may break the glass: those that care for patients. Checked when a grant
+#: opens *and at each use*, so a grant does not outlive the role that opened it.
+CLINICAL_ROLES: frozenset[Role] = frozenset({Role.REGULATEUR, Role.ARM, Role.IDE_EHPAD})
+
 
 def scope_of(role: Role, action: Action) -> Scope:
     """The matrix cell for ``role`` × ``action`` (``no`` for anything unlisted)."""
@@ -226,7 +230,7 @@ def require(
     role = allowed_role(session, act, target)
     if role is not None:
         return Authorization(role=role.value)
-    if grants is not None and act in BREAK_GLASS_ACTIONS:
+    if grants is not None and act in BREAK_GLASS_ACTIONS and session.roles & CLINICAL_ROLES:
         grant = grants.active_grant(session.user_id, target.ref, now)
         if grant is not None:
             return Authorization(

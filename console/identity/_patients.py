@@ -1,4 +1,6 @@
-"""Patient identities: five traits + INS, encrypted; qualification; signed records.
+"""Patient identities: five traits + INS, encrypted; qualification.
+
+(Signed records live in :mod:`._signed_records`, reached as ``PatientService.records``.)
 
 **Traits** (the INS reference set): birth name, first names (as on the identity
 document, space-separated), birth date, sex (``M``/``F``/``I`` — INS allows an
@@ -26,8 +28,9 @@ never a name — which is also what the rights export uses to list who accessed 
 
 from __future__ import annotations
 
-import json
-import secrets
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,14 +43,12 @@ from console.crypto import (
     MasterKeyRing,
     PatientShreddedError,
     ensure_master_key,
-    make_bundle,
     open_field,
     seal_field,
-    sign,
-    signed_content,
-    verify,
 )
+from console.identity._ids import new_id
 from console.identity._ins import NirError, month_is_date, parse_nir
+from console.identity._signed_records import SignedRecords
 
 if TYPE_CHECKING:
     from console.records import Store
@@ -55,11 +56,6 @@ if TYPE_CHECKING:
 TRAITS: tuple[str, ...] = ("birth_name", "first_names", "birth_date", "sex", "birthplace_code")
 RECTIFIABLE: tuple[str, ...] = (*TRAITS, "ins")
 _ID_TABLE = "patient_identities"
-_KIND_ACTION = {
-    "decision": Action.DECISION_TAKE,
-    "compte_rendu": Action.REPORT_SIGN,
-    "bilan": Action.BILAN_SEND,
-}
 
 
 class IdentityTraits(BaseModel):
@@ -147,10 +143,6 @@ class UnknownPatientError(KeyError):
         return str(self.args[0]) if self.args else "unknown patient"
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
-
-
 class PatientService:
     """Identities and signed records, behind the habilitation check.
 
@@ -165,6 +157,8 @@ class PatientService:
         self._clock = accounts.clock
         self._ring = MasterKeyRing(master_key)
         ensure_master_key(self._store, self._ring, self._clock)
+        #: Decisions, bilans and comptes rendus signed by their author.
+        self.records = SignedRecords(self)
 
     @property
     def accounts(self) -> AccountService:
@@ -213,6 +207,33 @@ class PatientService:
             raise UnknownPatientError(f"no patient with id {patient_id!r}")
         return Target(f"patient:{patient_id}", site=row[0])
 
+    @contextlib.contextmanager
+    def _audited_change(
+        self,
+        actor: Actor,
+        permission: Action,
+        patient_id: str,
+        event: str,
+        detail: dict[str, Any] | None = None,
+    ) -> Iterator[sqlite3.Connection]:
+        """Authorise, then one transaction holding the change and its audit event.
+
+        Authorisation comes first, outside the transaction: a refusal's own audit event
+        must commit although the change does not happen.
+        """
+        auth = self._accounts.authorize(actor, permission, self._target(patient_id))
+        with self._store.transaction() as conn:
+            yield conn
+            self._accounts.audit(
+                actor,
+                event,
+                f"patient:{patient_id}",
+                role=auth.role,
+                purpose=auth.purpose,
+                detail=detail,
+                conn=conn,
+            )
+
     def _index_rows(self, patient_id: str, traits: IdentityTraits) -> list[tuple[str, str, bytes]]:
         rows = [(patient_id, "birth_name", self._ring.blind_index(traits.birth_name))]
         for first in traits.first_names.split():
@@ -249,7 +270,7 @@ class PatientService:
         auth = self._accounts.authorize(
             actor, Action.IDENTITY_WRITE, Target("patient:new", site=site)
         )
-        patient_id = _new_id("pat")
+        patient_id = new_id("pat")
         key = MasterKeyRing.new_data_key()
         now = self._clock()
         sealed = self._seal_traits(key, patient_id, traits)
@@ -424,7 +445,7 @@ class PatientService:
         sealed = self._seal_traits(key, patient_id, updated)
         with self._store.transaction() as conn:
             for f in changed:
-                change_id = _new_id("chg")
+                change_id = new_id("chg")
 
                 def h(col: str, v: Any, cid: str = change_id) -> bytes | None:
                     return (
@@ -544,21 +565,13 @@ class PatientService:
 
     def set_opposition(self, actor: Actor, patient_id: str, opposed: bool) -> None:
         """Record (or lift) the patient's opposition to secondary uses (audited)."""
-        auth = self._accounts.authorize(actor, Action.IDENTITY_WRITE, self._target(patient_id))
         now = self._clock().isoformat()
-        with self._store.transaction() as conn:
+        with self._audited_change(
+            actor, Action.IDENTITY_WRITE, patient_id, "identity.opposition", {"opposed": opposed}
+        ) as conn:
             conn.execute(
                 "UPDATE patients SET opposition = ?, opposition_at = ? WHERE patient_id = ?",
                 (int(opposed), now, patient_id),
-            )
-            self._accounts.audit(
-                actor,
-                "identity.opposition",
-                f"patient:{patient_id}",
-                role=auth.role,
-                purpose=auth.purpose,
-                detail={"opposed": opposed},
-                conn=conn,
             )
 
     def secondary_use_ids(self) -> list[str]:
@@ -575,40 +588,25 @@ class PatientService:
 
     def record_contact(self, actor: Actor, patient_id: str, when: date) -> None:
         """Note a contact (call, bilan, decision): retention counts from the last one."""
-        auth = self._accounts.authorize(actor, Action.CASE_CREATE, self._target(patient_id))
-        with self._store.transaction() as conn:
+        with self._audited_change(
+            actor, Action.CASE_CREATE, patient_id, "patient.contact", {"date": when.isoformat()}
+        ) as conn:
             conn.execute(
                 "UPDATE patients SET last_contact = max(last_contact, ?) WHERE patient_id = ?",
                 (when.isoformat(), patient_id),
             )
-            self._accounts.audit(
-                actor,
-                "patient.contact",
-                f"patient:{patient_id}",
-                role=auth.role,
-                purpose=auth.purpose,
-                detail={"date": when.isoformat()},
-                conn=conn,
-            )
 
     def record_death(self, actor: Actor, patient_id: str, death_date: date) -> None:
         """Record the date of death (sealed; it sets the 10-year retention)."""
-        auth = self._accounts.authorize(actor, Action.IDENTITY_WRITE, self._target(patient_id))
-        key = self._data_key(patient_id)
-        sealed = seal_field(key, Cell(_ID_TABLE, "death_date", patient_id), death_date.isoformat())
-        with self._store.transaction() as conn:
+        with self._audited_change(
+            actor, Action.IDENTITY_WRITE, patient_id, "identity.death"
+        ) as conn:
+            key = self._data_key(patient_id, conn)
+            cell = Cell(_ID_TABLE, "death_date", patient_id)
             conn.execute("UPDATE patients SET deceased = 1 WHERE patient_id = ?", (patient_id,))
             conn.execute(
                 "UPDATE patient_identities SET death_date = ? WHERE patient_id = ?",
-                (sealed, patient_id),
-            )
-            self._accounts.audit(
-                actor,
-                "identity.death",
-                f"patient:{patient_id}",
-                role=auth.role,
-                purpose=auth.purpose,
-                conn=conn,
+                (seal_field(key, cell, death_date.isoformat()), patient_id),
             )
 
     # ------------------------------------------------------------ signed records
@@ -616,124 +614,16 @@ class PatientService:
     def sign_record(
         self, session: Session, patient_id: str, kind: str, payload: dict[str, Any]
     ) -> str:
-        """Sign and store a decision, bilan or compte rendu; returns the record id.
-
-        Needs a session unlocked at login (its private key in memory): the server
-        cannot sign on anyone's behalf. The signed bytes are stored sealed under the
-        patient's key; the signature is over the plaintext so it verifies offline once
-        exported (:meth:`export_record`).
-        """
-        action = _KIND_ACTION.get(kind)
-        if action is None:
-            raise ValueError(f"unknown record kind {kind!r} (one of {', '.join(_KIND_ACTION)})")
-        auth = self._accounts.authorize(session, action, self._target(patient_id))
-        signer, key_id = session.signer, session.signer_key_id
-        if signer is None or key_id is None:
-            raise PermissionError(
-                "this session has no unlocked signing key: log in again with your password"
-            )
-        record_id = _new_id("rec")
-        now = self._clock()
-        content = signed_content(
-            record_id=record_id,
-            kind=kind,
-            subject=f"patient:{patient_id}",
-            author=session.user_id,
-            key_id=key_id,
-            signed_at=now,
-            payload=payload,
-        )
-        signature = sign(signer, content)
-        key = self._data_key(patient_id)
-        sealed = seal_field(
-            key, Cell("signed_records", "content", record_id), content.decode("utf-8")
-        )
-        with self._store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO signed_records (record_id, patient_id, kind, author, key_id,"
-                " signed_at, content, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record_id,
-                    patient_id,
-                    kind,
-                    session.user_id,
-                    key_id,
-                    now.isoformat(),
-                    sealed,
-                    signature,
-                ),
-            )
-            self._accounts.audit(
-                session,
-                f"record.sign.{kind}",
-                f"patient:{patient_id}",
-                role=auth.role,
-                purpose=auth.purpose,
-                detail={"record": record_id, "key_id": key_id},
-                conn=conn,
-            )
-        return record_id
-
-    def _record_bundle(self, record_id: str) -> tuple[str, dict[str, Any], dict[str, str]]:
-        row = self._store.fetchone(
-            "SELECT patient_id, key_id, content, signature FROM signed_records WHERE record_id = ?",
-            (record_id,),
-        )
-        if row is None:
-            raise KeyError(f"no signed record {record_id!r}")
-        patient_id, key_id, sealed, signature = row
-        content = open_field(
-            self._data_key(patient_id), Cell("signed_records", "content", record_id), sealed
-        ).encode("utf-8")
-        _, public, _ = self._accounts.public_key(key_id)
-        return patient_id, json.loads(content), make_bundle(content, bytes(signature), public)
+        """Sign and store a decision, bilan or compte rendu (see :class:`SignedRecords`)."""
+        return self.records.sign(session, patient_id, kind, payload)
 
     def export_record(self, actor: Actor, record_id: str) -> dict[str, Any]:
         """A signed record with its offline-verifiable bundle (``clinical.read``; audited)."""
-        row = self._store.fetchone(
-            "SELECT patient_id FROM signed_records WHERE record_id = ?", (record_id,)
-        )
-        if row is None:
-            raise KeyError(f"no signed record {record_id!r}")
-        auth = self._accounts.authorize(actor, Action.CLINICAL_READ, self._target(row[0]))
-        patient_id, content, bundle = self._record_bundle(record_id)
-        self._accounts.audit(
-            actor,
-            "record.read",
-            f"patient:{patient_id}",
-            role=auth.role,
-            purpose=auth.purpose,
-            detail={"record": record_id},
-        )
-        return {"record": content, "bundle": bundle}
+        return self.records.export(actor, record_id)
 
     def verify_record(self, record_id: str) -> bool:
         """Check a stored record's signature against its author's public key."""
-        _, content, bundle = self._record_bundle(record_id)
-        import base64
-
-        return (
-            verify(
-                base64.b64decode(bundle["public_key"]),
-                base64.b64decode(bundle["content"]),
-                base64.b64decode(bundle["signature"]),
-            )
-            and content.get("key_id") == bundle["key_id"]
-        )
-
-    def _records_of(self, patient_id: str) -> list[dict[str, Any]]:
-        ids = [
-            r[0]
-            for r in self._store.fetchall(
-                "SELECT record_id FROM signed_records WHERE patient_id = ? ORDER BY signed_at",
-                (patient_id,),
-            )
-        ]
-        out = []
-        for rid in ids:
-            _, content, bundle = self._record_bundle(rid)
-            out.append({"record": content, "bundle": bundle})
-        return out
+        return self.records.verify(record_id)
 
     def patient_ids(self) -> list[str]:
         """Every patient id, erased ones included (for the retention runner)."""

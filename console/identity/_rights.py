@@ -95,7 +95,7 @@ class RightsService:
             if identity is not None:
                 identity["status"] = record.status
             history = self._patients._history(patient_id)
-            records = self._patients._records_of(patient_id)
+            records = self._patients.records.of_patient(patient_id)
             erased = False
         except PatientShreddedError:
             identity, history, records, erased = None, [], [], True

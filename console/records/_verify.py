@@ -669,6 +669,18 @@ def _verify(
         conn.close()
 
 
+@dataclass
+class _Snapshot:
+    """What one read transaction saw of the trail's metadata (phase 1)."""
+
+    log_id: str | None
+    log_rows: list[Any]
+    key_rows: list[Any]
+    cp_rows: list[Any]
+    n: int  # the highest integer seq: the log's length if nothing was removed
+    scan: bool  # the fast scan may prove the rows are exactly 1..n
+
+
 def _verify_open(
     report: VerifyReport,
     conn: sqlite3.Connection,
@@ -681,7 +693,57 @@ def _verify_open(
     installation_key_file: Path | None,
     workers: int | None,
 ) -> None:
-    damages = report.damages
+    """The phases of a verification, in order: snapshot the metadata; judge the
+    installation key file, the inside and the outside checkpoints by their signatures;
+    scan the rows (integrity check beside it); match every trusted checkpoint against the
+    rows; conclude."""
+    snap = _snapshot(conn, tables)
+    n = snap.n
+    report.missing_triggers = missing_triggers(conn, AUDIT_TRIGGERS)
+    trusted = trusted_keys(snap.key_rows)
+    if not trusted:
+        report.notes.append("no installation key recorded: checkpoints cannot be trusted")
+    _judge_key_file(report, path, installation_key_file, trusted, snap.cp_rows)
+    inside = _judge_inside(report, snap, trusted)
+    outside = _judge_outside(report, outside_files, trusted, snap.log_id)
+    if "audit_log" in tables and len(snap.log_rows) != 1:
+        report.damages.append(
+            Damage(
+                "edited",
+                1,
+                f"audit_log holds {len(snap.log_rows)} rows where the trail has exactly one id: "
+                "the trail's identity was edited",
+            )
+        )
+    if not outside_files:
+        report.notes.append(
+            f"no outside checkpoints in {outside_dir}: restoring an older copy of the "
+            "database could not be detected"
+        )
+    sizes = sorted({cp.tree_size for cp in inside} | {cp.tree_size for _, cp in outside})
+    sizes = [s for s in sizes if 0 < s <= n]
+    roots, row_damages = _scan_rows(
+        report, conn=conn, uri=uri, snap=snap, sizes=sizes, workers=workers
+    )
+    report.damages.extend(row_damages)
+    first_row = min((d.seq for d in row_damages if d.seq is not None), default=n + 1)
+    _match_checkpoints(
+        report, conn, inside=inside, outside=outside, roots=roots, n=n, first_row=first_row
+    )
+    if report.integrity != "ok" and not report.damages:
+        report.damages.append(
+            Damage("edited", None, f"SQLite integrity check failed: {report.integrity}")
+        )
+    report.checkpoints = len(inside)
+    report.outside_checkpoints = len(outside)
+    if n:
+        head = _chain_at(conn, n)
+        report.chain_head = head.hex() if head else None
+    if report.damages or report.missing_triggers:
+        report.status = "damaged"
+
+
+def _snapshot(conn: sqlite3.Connection, tables: set[str]) -> _Snapshot:
     conn.execute("BEGIN")  # one snapshot for the metadata
     log_id = None
     log_rows: list[Any] = []
@@ -727,15 +789,21 @@ def _verify_open(
     )
     conn.execute("COMMIT")
     scan = low is None or (typed and low == 1 and n <= page_count * page_size // _MIN_ROW_BYTES)
-    report.missing_triggers = missing_triggers(conn, AUDIT_TRIGGERS)
+    return _Snapshot(log_id, log_rows, key_rows, cp_rows, n, bool(scan))
 
-    trusted = trusted_keys(key_rows)
-    if not trusted:
-        report.notes.append("no installation key recorded: checkpoints cannot be trusted")
+
+def _judge_key_file(
+    report: VerifyReport,
+    path: Path,
+    installation_key_file: Path | None,
+    trusted: dict[str, bytes],
+    cp_rows: list[Any],
+) -> None:
+    """The key file beside the database must be one of the keys the database records."""
     key_file = installation_key_path(path, installation_key_file)
     file_key = public_key_of_file(key_file) if key_file.exists() else None
     if file_key is not None and trusted and file_key not in trusted.values():
-        damages.append(
+        report.damages.append(
             Damage(
                 "bad signature",
                 min((int(r[1]) for r in cp_rows), default=None),
@@ -743,8 +811,15 @@ def _verify_open(
             )
         )
 
+
+def _judge_inside(
+    report: VerifyReport, snap: _Snapshot, trusted: dict[str, bytes]
+) -> list[Checkpoint]:
+    """The database's own checkpoints whose statement and signature hold."""
+    damages = report.damages
+    log_id = snap.log_id
     inside: list[Checkpoint] = []
-    for cp_id, size, root, head, when, key_id, raw_statement, signature in cp_rows:
+    for cp_id, size, root, head, when, key_id, raw_statement, signature in snap.cp_rows:
         statement = _blob(raw_statement) or b""
         signed_size: int | None = None
         try:
@@ -796,6 +871,14 @@ def _verify_open(
         else:
             inside.append(cp)
 
+    return inside
+
+
+def _judge_outside(
+    report: VerifyReport, outside_files: list[Any], trusted: dict[str, bytes], log_id: str | None
+) -> list[tuple[str, Checkpoint]]:
+    """The outside checkpoints (files, retained message) whose signature holds."""
+    damages = report.damages
     outside: list[tuple[str, Checkpoint]] = []
     for item in outside_files:
         name = item.path.name
@@ -839,21 +922,22 @@ def _verify_open(
             )
         else:
             outside.append((name, cp))
-    if "audit_log" in tables and len(log_rows) != 1:
-        damages.append(
-            Damage(
-                "edited",
-                1,
-                f"audit_log holds {len(log_rows)} rows where the trail has exactly one id: "
-                "the trail's identity was edited",
-            )
-        )
-    if not outside_files:
-        report.notes.append(
-            f"no outside checkpoints in {outside_dir}: restoring an older copy of the "
-            "database could not be detected"
-        )
+    return outside
 
+
+def _scan_rows(
+    report: VerifyReport,
+    *,
+    conn: sqlite3.Connection,
+    uri: str,
+    snap: _Snapshot,
+    sizes: list[int],
+    workers: int | None,
+) -> tuple[dict[int, bytes], list[Damage]]:
+    """Merkle roots at ``sizes`` and the damaged rows: the fast parallel scan when it
+    can prove the rows are exactly 1..n, else the row-by-row diagnosis. SQLite's
+    integrity check runs on its own connection meanwhile."""
+    n = snap.n
     # Integrity check on its own connection, concurrently with the row scan.
     integrity: list[str] = []
 
@@ -867,10 +951,8 @@ def _verify_open(
             check.close()
 
     checker = threading.Thread(target=run_integrity, name="integrity-check")
-    sizes = sorted({cp.tree_size for cp in inside} | {cp.tree_size for _, cp in outside})
-    sizes = [s for s in sizes if 0 < s <= n]
     roots: dict[int, bytes] | None = None
-    if scan:
+    if snap.scan:
         chosen = workers if workers is not None else _auto_workers()
         if n < PARALLEL_MIN_EVENTS and workers is None:
             chosen = 1
@@ -889,16 +971,28 @@ def _verify_open(
         roots = {s: fold(clean_levels.prefix_frontier(s)) for s in sizes if s <= len(clean)}
     checker.join()
     report.integrity = "ok" if integrity == ["ok"] else "; ".join(integrity[:5])
-    damages.extend(row_damages)
-    first_row = min((d.seq for d in row_damages if d.seq is not None), default=n + 1)
+    return roots, row_damages
 
-    # Checkpoints against the log.
-    def chain_at(size: int) -> bytes:
-        if size == 0:
-            return ZERO_CHAIN
-        row = conn.execute("SELECT chain_hash FROM audit_events WHERE seq = ?", (size,)).fetchone()
-        return (None if row is None else _blob(row[0])) or b""
 
+def _chain_at(conn: sqlite3.Connection, size: int) -> bytes:
+    if size == 0:
+        return ZERO_CHAIN
+    row = conn.execute("SELECT chain_hash FROM audit_events WHERE seq = ?", (size,)).fetchone()
+    return (None if row is None else _blob(row[0])) or b""
+
+
+def _match_checkpoints(
+    report: VerifyReport,
+    conn: sqlite3.Connection,
+    *,
+    inside: list[Checkpoint],
+    outside: list[tuple[str, Checkpoint]],
+    roots: dict[int, bytes],
+    n: int,
+    first_row: int,
+) -> None:
+    """Every trusted checkpoint against the rows: truncation, roll-back, edits."""
+    damages = report.damages
     # An outside checkpoint ahead of or disagreeing with a log whose own checkpoints agree
     # is a restored older copy -- unless the audit_events triggers are gone: an older copy
     # keeps them, so rows were then deleted or rewritten in place (inside checkpoints
@@ -931,7 +1025,7 @@ def _verify_open(
         if size >= first_row:
             continue
         root = EMPTY_ROOT if size == 0 else roots.get(size)
-        if root == cp.root and chain_at(size) == cp.chain_head:
+        if root == cp.root and _chain_at(conn, size) == cp.chain_head:
             matched.append(size)
             continue
         vouched = max(m for m in matched if m < size) if any(m < size for m in matched) else 0
@@ -953,16 +1047,6 @@ def _verify_open(
                     f"the {what} of the outside checkpoint at {size} events does not match the log",
                 )
             )
-
-    if report.integrity != "ok" and not damages:
-        damages.append(Damage("edited", None, f"SQLite integrity check failed: {report.integrity}"))
-    report.checkpoints = len(inside)
-    report.outside_checkpoints = len(outside)
-    if n:
-        head = chain_at(n)
-        report.chain_head = head.hex() if head else None
-    if damages or report.missing_triggers:
-        report.status = "damaged"
 
 
 def _size_in_name(name: str) -> int | None:
