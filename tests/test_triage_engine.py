@@ -7,7 +7,7 @@ import pytest
 
 from console.triage import (
     PARAMETERS,
-    ImplantAlert,
+    ImplantAlertName,
     ImplantCondition,
     ImplantStatus,
     News2History,
@@ -130,17 +130,21 @@ def sev(**fields: object):
 @pytest.mark.parametrize(
     ("status", "condition", "level"),
     [
-        ({"alerts": {ImplantAlert.SHOCK_UNSUCCESSFUL}}, ImplantCondition.SHOCK_UNSUCCESSFUL, 0),
-        ({"alerts": {ImplantAlert.THERAPIES_EXHAUSTED}}, ImplantCondition.THERAPIES_EXHAUSTED, 0),
-        ({"alerts": {ImplantAlert.VT_VF_STORM}}, ImplantCondition.ELECTRICAL_STORM, 0),
+        ({"alerts": {ImplantAlertName.SHOCK_UNSUCCESSFUL}}, ImplantCondition.SHOCK_UNSUCCESSFUL, 0),
+        (
+            {"alerts": {ImplantAlertName.THERAPIES_EXHAUSTED}},
+            ImplantCondition.THERAPIES_EXHAUSTED,
+            0,
+        ),
+        ({"alerts": {ImplantAlertName.VT_VF_STORM}}, ImplantCondition.ELECTRICAL_STORM, 0),
         ({"vt_vf_episodes_24h": 3}, ImplantCondition.ELECTRICAL_STORM, 0),
         ({"shocks_24h": 3}, ImplantCondition.ELECTRICAL_STORM, 0),
         ({"shocks_24h": 1}, ImplantCondition.SHOCK_DELIVERED, 1),
-        ({"alerts": {ImplantAlert.SHOCK_DELIVERED}}, ImplantCondition.SHOCK_DELIVERED, 1),
+        ({"alerts": {ImplantAlertName.SHOCK_DELIVERED}}, ImplantCondition.SHOCK_DELIVERED, 1),
         ({"last_vt_vf_age_s": 1800}, ImplantCondition.VT_VF_RECENT, 1),
-        ({"alerts": {ImplantAlert.VT_VF_EPISODE}}, ImplantCondition.VT_VF_RECENT, 1),
+        ({"alerts": {ImplantAlertName.VT_VF_EPISODE}}, ImplantCondition.VT_VF_RECENT, 1),
         (
-            {"alerts": {ImplantAlert.VT_VF_EPISODE}, "last_vt_vf_age_s": 3 * 3600},
+            {"alerts": {ImplantAlertName.VT_VF_EPISODE}, "last_vt_vf_age_s": 3 * 3600},
             ImplantCondition.OTHER_IMPLANT_ALERT,
             2,
         ),
@@ -153,12 +157,12 @@ def sev(**fields: object):
         ({"battery": "ERI"}, ImplantCondition.BATTERY_RRT, 2),
         ({"atp_24h": 2}, ImplantCondition.ATP_DELIVERED, 2),
         (
-            {"alerts": {ImplantAlert.AF_BURDEN_OVER_THRESHOLD}},
+            {"alerts": {ImplantAlertName.AF_BURDEN_OVER_THRESHOLD}},
             ImplantCondition.AF_BURDEN_OVER_THRESHOLD,
             2,
         ),
         (
-            {"alerts": {ImplantAlert.TRANSMITTER_DISCONNECTED}},
+            {"alerts": {ImplantAlertName.TRANSMITTER_DISCONNECTED}},
             ImplantCondition.TRANSMITTER_DISCONNECTED,
             2,
         ),

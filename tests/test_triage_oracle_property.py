@@ -232,7 +232,7 @@ BILAN_FLAGS = ["fall", "chest_pain", "fast_positive", "new_confusion", "cardiac_
 
 
 @st.composite
-def incidents(draw: st.DrawFn) -> oracle.OracleIncident:
+def cases(draw: st.DrawFn) -> oracle.OracleCase:
     vitals = draw(vitals_strategy)
     ages = {
         field: draw(st.sampled_from([0, 60, 600, 899, 900, 901, 1800]))
@@ -249,7 +249,7 @@ def incidents(draw: st.DrawFn) -> oracle.OracleIncident:
         )
     )
     implant = draw(st.sets(st.sampled_from([c.value for c in ImplantCondition]), max_size=3))
-    return oracle.OracleIncident(
+    return oracle.OracleCase(
         vitals=vitals,
         ages_s=ages,
         implant=frozenset(implant),
@@ -259,8 +259,8 @@ def incidents(draw: st.DrawFn) -> oracle.OracleIncident:
     )
 
 
-@given(cases=st.lists(incidents(), min_size=1, max_size=12))
-def test_full_triage_equals_oracle(cases: list[oracle.OracleIncident]) -> None:
+@given(cases=st.lists(cases(), min_size=1, max_size=12))
+def test_full_triage_equals_oracle(cases: list[oracle.OracleCase]) -> None:
     n = len(cases)
     vitals = to_arrays([c.vitals for c in cases])
     observed_at = np.full((len(PARAMETERS), n), np.nan)

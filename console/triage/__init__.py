@@ -1,7 +1,7 @@
 """Vectorised triage: NEWS2, qSOFA, shock index, implant alerts → priority P0–P3.
 
 Triage suggests; the régulation physician decides. The engine scores every open
-incident at once from a struct-of-arrays (``VitalsArrays``) under a versioned policy
+case at once from a struct-of-arrays (``VitalsArrays``) under a versioned policy
 (``policy_v1.toml``, shipped with the package); every result carries the policy version
 and SHA-256 and can list its reasons. ``_oracle`` is an independent plain-Python scorer
 kept as the test oracle and benchmark baseline.
@@ -38,7 +38,7 @@ from console.triage._engine import (
 from console.triage._history import News2History
 from console.triage._implant import (
     CONDITION_BITS,
-    ImplantAlert,
+    ImplantAlertName,
     ImplantSeverity,
     ImplantStatus,
     implant_conditions,
@@ -81,7 +81,7 @@ __all__ = [
     "BilanCondition",
     "BilanFlag",
     "CsvInputError",
-    "ImplantAlert",
+    "ImplantAlertName",
     "ImplantCondition",
     "ImplantSeverity",
     "ImplantStatus",

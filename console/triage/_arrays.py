@@ -1,13 +1,13 @@
-"""Struct-of-arrays of the latest vital signs of every open incident.
+"""Struct-of-arrays of the latest vital signs of every open case.
 
-One contiguous array per parameter, one row per incident, so that scoring is a handful of
+One contiguous array per parameter, one row per case, so that scoring is a handful of
 whole-array numpy operations and never a Python loop per patient.
 
 Values are stored **already rounded**, as small unsigned integers in the chart's units:
 whole /min, %, mmHg and beats, and *tenths* of °C for temperature. Rounding happens once,
 exactly, at the boundary (see ``_rounding``); float32 would store 38.1 as 38.0999…, which
 is exactly the kind of value that lands in the wrong band. Integers are also the smallest
-representation (11 bytes per incident), which is what the memory-bandwidth roofline of
+representation (11 bytes per case), which is what the memory-bandwidth roofline of
 the benchmark measures against.
 
 Missing is an explicit sentinel, the type's maximum (255 or 65535), never NaN: the engine
@@ -76,7 +76,7 @@ _CODE = {c: i for i, c in enumerate(CONSCIOUSNESS_LEVELS)}
 
 @dataclass(frozen=True, slots=True)
 class VitalsArrays:
-    """Latest rounded vital signs, one row per incident (see the module docstring).
+    """Latest rounded vital signs, one row per case (see the module docstring).
 
     Attributes:
         resp_rate: breaths/min (uint8, 255 = missing).
@@ -145,7 +145,7 @@ class VitalsArrays:
 
     @classmethod
     def empty(cls, n: int) -> VitalsArrays:
-        """``n`` incidents with every value missing and SpO2 scale 1."""
+        """``n`` cases with every value missing and SpO2 scale 1."""
         return cls(
             resp_rate=np.full(n, MISSING_U8, np.uint8),
             spo2=np.full(n, MISSING_U8, np.uint8),

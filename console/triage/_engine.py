@@ -1,6 +1,6 @@
-"""The full triage of all open incidents: fresh vitals, implant, bilan, trend → P0–P3/NR.
+"""The full triage of all open cases: fresh vitals, implant, bilan, trend → P0–P3/NR.
 
-Inputs are plain arrays, one row per open incident, so this package does not depend on
+Inputs are plain arrays, one row per open case, so this package does not depend on
 the message models (ingest fills them): the latest vital signs (``VitalsArrays``) with
 the time each was observed, the implant conditions (``_implant``) and the nurse's bilan
 flags as bit masks, and an optional ``News2History`` for deterioration.
@@ -15,7 +15,7 @@ The steps, all vectorised:
 3. Vital-sign scores and vital priority (``_news2``).
 4. Implant and bilan conditions reach the level the policy gives them; a NEWS2 risen by
    ≥ 3 within the hour escalates to the policy's deterioration level (P1).
-5. The most urgent level wins; an incident with no fresh vital sign, no implant
+5. The most urgent level wins; a case with no fresh vital sign, no implant
    condition and no bilan is NR (no clinical data yet).
 
 Every result records the policy version and SHA-256, and can list the rules that fired
@@ -124,7 +124,7 @@ def bilan_flags(
 
 @dataclass(frozen=True)
 class TriageInputs:
-    """Everything triage reads, one row per open incident.
+    """Everything triage reads, one row per open case.
 
     Attributes:
         vitals: latest value of each parameter (rounded, see ``VitalsArrays``).
@@ -151,7 +151,7 @@ class TriageInputs:
 
 @dataclass(frozen=True)
 class TriageResult:
-    """Priority suggestion of every incident, with what it rests on.
+    """Priority suggestion of every case, with what it rests on.
 
     Attributes:
         priority: index in ``PRIORITY_NAMES`` (0-3 = P0-P3, 4 = NR).
@@ -280,10 +280,10 @@ def triage(
     record: bool = True,
     freshness_s: float | None = None,
 ) -> TriageResult:
-    """Suggest a priority for every open incident (see the module docstring).
+    """Suggest a priority for every open case (see the module docstring).
 
     Args:
-        inputs: the incidents' arrays.
+        inputs: the cases' arrays.
         policy: the triage policy.
         now: current time, epoch seconds (a virtual clock in replays).
         history: NEWS2 per minute for deterioration, rows aligned with ``inputs``.

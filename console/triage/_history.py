@@ -1,7 +1,7 @@
-"""Per-incident NEWS2 history in numpy ring buffers, for deterioration and sparklines.
+"""Per-case NEWS2 history in numpy ring buffers, for deterioration and sparklines.
 
 Devices send up to once a second, so a ring of raw samples would either be huge or
-forget the start of the hour. Instead each incident row keeps one slot per minute
+forget the start of the hour. Instead each case row keeps one slot per minute
 (``window / bucket + 1`` slots): the minimum, maximum and last NEWS2 of that minute, and
 which minute it is. Memory is fixed (about 8 bytes per slot), nothing is lost inside
 the window, and "risen by ≥ 3 within the last 60 min" is one vectorised pass:
@@ -23,10 +23,10 @@ _EMPTY = np.int64(-1)
 
 
 class News2History:
-    """NEWS2 per minute over a sliding window, for ``capacity`` incident rows.
+    """NEWS2 per minute over a sliding window, for ``capacity`` case rows.
 
-    Row ``i`` belongs to the incident in row ``i`` of the triage arrays; ``clear`` a row
-    when its incident closes and the row is reused.
+    Row ``i`` belongs to the case in row ``i`` of the triage arrays; ``clear`` a row
+    when its case closes and the row is reused.
     """
 
     def __init__(self, capacity: int, *, window_s: float = 3600.0, bucket_s: float = 60.0) -> None:
@@ -109,7 +109,7 @@ class News2History:
         return list(zip(minutes.tolist(), values.tolist(), strict=True))
 
     def grow(self, capacity: int) -> None:
-        """Make room for ``capacity`` rows (more incidents open); existing rows are kept."""
+        """Make room for ``capacity`` rows (more cases open); existing rows are kept."""
         extra = capacity - self.capacity
         if extra <= 0:
             return
@@ -119,6 +119,6 @@ class News2History:
             setattr(self, name, np.vstack([old, np.zeros((extra, self.slots), np.uint8)]))
 
     def clear(self, rows: NDArray[np.intp]) -> None:
-        """Forget the history of ``rows`` (their incidents closed)."""
+        """Forget the history of ``rows`` (their cases closed)."""
         idx = np.asarray(rows, dtype=np.intp)
         self.minute[idx] = _EMPTY

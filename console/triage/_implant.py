@@ -2,7 +2,7 @@
 
 A transmission (remote follow-up, device-initiated alert) arrives rarely, so this runs
 in plain Python once per transmission; its result is a small bit mask stored in the
-incident arrays, which the vectorised engine turns into a priority through the policy.
+case arrays, which the vectorised engine turns into a priority through the policy.
 The inputs are this package's own model (``ImplantStatus``), filled by ingest from the
 ``implant`` message body (design note protocols.md §2): alerts by name, battery status,
 lead impedances, and counts of recent VT/VF episodes, shocks and ATP.
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from console.triage._policy import ImplantCondition, Policy
 
 
-class ImplantAlert(StrEnum):
+class ImplantAlertName(StrEnum):
     """Device alerts named in protocols.md §2 (implant body), plus ATP delivered."""
 
     BATTERY_RRT = "battery_rrt"
@@ -75,7 +75,7 @@ class ImplantStatus(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    alerts: frozenset[ImplantAlert] = frozenset()
+    alerts: frozenset[ImplantAlertName] = frozenset()
     battery: Literal["OK", "ERI", "RRT", "EOS"] | None = None
     pacing_impedance_ohm: tuple[float, ...] = ()
     high_voltage_impedance_ohm: tuple[float, ...] = ()
@@ -103,41 +103,41 @@ def implant_conditions(status: ImplantStatus, policy: Policy) -> tuple[ImplantCo
     lim = policy.implant
     a = status.alerts
     found: set[ImplantCondition] = set()
-    if ImplantAlert.SHOCK_UNSUCCESSFUL in a:
+    if ImplantAlertName.SHOCK_UNSUCCESSFUL in a:
         found.add(ImplantCondition.SHOCK_UNSUCCESSFUL)
-    if ImplantAlert.THERAPIES_EXHAUSTED in a:
+    if ImplantAlertName.THERAPIES_EXHAUSTED in a:
         found.add(ImplantCondition.THERAPIES_EXHAUSTED)
     if (
-        ImplantAlert.VT_VF_STORM in a
+        ImplantAlertName.VT_VF_STORM in a
         or status.vt_vf_episodes_24h >= lim.storm_episodes
         or status.shocks_24h >= lim.storm_shocks
     ):
         found.add(ImplantCondition.ELECTRICAL_STORM)
-    if ImplantAlert.SHOCK_DELIVERED in a or status.shocks_24h > 0:
+    if ImplantAlertName.SHOCK_DELIVERED in a or status.shocks_24h > 0:
         found.add(ImplantCondition.SHOCK_DELIVERED)
     recent = status.last_vt_vf_age_s is not None and status.last_vt_vf_age_s <= lim.recent_episode_s
-    if recent or (ImplantAlert.VT_VF_EPISODE in a and status.last_vt_vf_age_s is None):
+    if recent or (ImplantAlertName.VT_VF_EPISODE in a and status.last_vt_vf_age_s is None):
         # An episode alert without its time is taken as recent: the safe reading.
         found.add(ImplantCondition.VT_VF_RECENT)
-    elif ImplantAlert.VT_VF_EPISODE in a:
+    elif ImplantAlertName.VT_VF_EPISODE in a:
         found.add(ImplantCondition.OTHER_IMPLANT_ALERT)
-    if status.battery == "EOS" or ImplantAlert.BATTERY_EOS in a:
+    if status.battery == "EOS" or ImplantAlertName.BATTERY_EOS in a:
         found.add(ImplantCondition.BATTERY_EOS)
     low, high = lim.pacing_impedance_ohm
     hv_low, hv_high = lim.high_voltage_impedance_ohm
     if (
-        ImplantAlert.LEAD_IMPEDANCE_OUT_OF_RANGE in a
+        ImplantAlertName.LEAD_IMPEDANCE_OUT_OF_RANGE in a
         or any(not low <= z <= high for z in status.pacing_impedance_ohm)
         or any(not hv_low <= z <= hv_high for z in status.high_voltage_impedance_ohm)
     ):
         found.add(ImplantCondition.LEAD_IMPEDANCE_OUT_OF_RANGE)
-    if status.battery in ("RRT", "ERI") or ImplantAlert.BATTERY_RRT in a:
+    if status.battery in ("RRT", "ERI") or ImplantAlertName.BATTERY_RRT in a:
         found.add(ImplantCondition.BATTERY_RRT)
-    if ImplantAlert.ATP_DELIVERED in a or status.atp_24h > 0:
+    if ImplantAlertName.ATP_DELIVERED in a or status.atp_24h > 0:
         found.add(ImplantCondition.ATP_DELIVERED)
-    if ImplantAlert.AF_BURDEN_OVER_THRESHOLD in a:
+    if ImplantAlertName.AF_BURDEN_OVER_THRESHOLD in a:
         found.add(ImplantCondition.AF_BURDEN_OVER_THRESHOLD)
-    if ImplantAlert.TRANSMITTER_DISCONNECTED in a:
+    if ImplantAlertName.TRANSMITTER_DISCONNECTED in a:
         found.add(ImplantCondition.TRANSMITTER_DISCONNECTED)
     return tuple(c for c in ImplantCondition if c in found)
 

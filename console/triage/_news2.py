@@ -678,7 +678,7 @@ def score_vitals(
     """Score every row: NEWS2, completeness, risk, qSOFA, shock index rule, priority.
 
     Args:
-        vitals: rounded values, one row per incident.
+        vitals: rounded values, one row per case.
         policy: the triage policy (bands, thresholds, rule levels).
         out: preallocated result to fill (a board rescoring on a fixed tick reuses it);
             allocated when None. Its ``parameter_scores`` decides the breakdown.

@@ -371,7 +371,7 @@ def csv_row(cells: dict[str, str]) -> tuple[list[str], bool]:
     ], False
 
 
-# --- the full policy, one incident at a time ---------------------------------------
+# --- the full policy, one case at a time ---------------------------------------
 
 IMPLANT_LEVELS: dict[str, int] = {
     "shock_unsuccessful": 0,
@@ -400,8 +400,8 @@ _VITAL_FIELDS = (
 
 
 @dataclass(frozen=True)
-class OracleIncident:
-    """One open incident as the policy sees it.
+class OracleCase:
+    """One open case as the policy sees it.
 
     Attributes:
         vitals: latest values.
@@ -421,7 +421,7 @@ class OracleIncident:
 
 
 def triage(
-    incident: OracleIncident,
+    case: OracleCase,
     *,
     freshness_s: float = 900.0,
     window_s: float = 3600.0,
@@ -430,12 +430,12 @@ def triage(
     """Priority (P0-P3 or NR) and the identifiers of the rules that fired."""
     kept: dict[str, Any] = {}
     for name in _VITAL_FIELDS:
-        value = getattr(incident.vitals, name)
-        age = incident.ages_s.get(name)
+        value = getattr(case.vitals, name)
+        age = case.ages_s.get(name)
         kept[name] = None if age is not None and age > freshness_s else value
-    if "new_confusion" in incident.bilan and kept["consciousness"] in (None, "A"):
+    if "new_confusion" in case.bilan and kept["consciousness"] in (None, "A"):
         kept["consciousness"] = "C"
-    vitals = OracleVitals(spo2_scale=incident.vitals.spo2_scale, **kept)
+    vitals = OracleVitals(spo2_scale=case.vitals.spo2_scale, **kept)
     result = score(vitals)
 
     rule_levels = {
@@ -448,14 +448,14 @@ def triage(
         RULE_NEWS2_P2: 2,
     }
     fired: dict[str, int] = {r: rule_levels[r] for r in result.rules}
-    for condition in incident.implant:
+    for condition in case.implant:
         fired[f"implant:{condition}"] = IMPLANT_LEVELS[condition]
-    for flag in incident.bilan:
+    for flag in case.bilan:
         if flag in BILAN_LEVELS:
             fired[f"bilan:{flag}"] = BILAN_LEVELS[flag]
-    if incident.bilan_received:
+    if case.bilan_received:
         fired["bilan:any_bilan"] = 2
-    earlier = [s for age, s in incident.history if age <= window_s]
+    earlier = [s for age, s in case.history if age <= window_s]
     if earlier and result.news2 - min(earlier) >= rise:
         fired["deterioration"] = 1
 
@@ -463,7 +463,7 @@ def triage(
         kept[name] is None or (isinstance(kept[name], float) and math.isnan(kept[name]))
         for name in _VITAL_FIELDS
     )
-    if no_vitals and not incident.implant and not incident.bilan_received:
+    if no_vitals and not case.implant and not case.bilan_received:
         return "NR", frozenset({"no_data"})
     level = min(fired.values(), default=3)
     return f"P{level}", frozenset(fired)

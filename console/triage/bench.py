@@ -42,7 +42,7 @@ DEFAULT_ORACLE_ROWS = 50_000
 
 
 def synthetic_vitals(rows: int, seed: int = 2017, missing: float = 0.02) -> VitalsArrays:
-    """Plausible vital signs for ``rows`` incidents (see the module docstring)."""
+    """Plausible vital signs for ``rows`` cases (see the module docstring)."""
     rng = np.random.default_rng(seed)
 
     def column(
