@@ -59,6 +59,13 @@ class TriageSettings(BaseModel):
     tick_s: float = Field(
         1.0, gt=0, le=60, description="Seconds between two triage passes over all open cases."
     )
+    deescalate_after_s: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="A suggested priority lowers only after the lower one held this long "
+        "(escalation is immediate): the board does not flap on noisy readings.",
+    )
 
 
 class ConsoleSettings(BaseModel):

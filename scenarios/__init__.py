@@ -47,6 +47,7 @@ from scenarios._model import (
     VideoSession,
     parse_seconds,
 )
+from scenarios._replay import InprocReplay, PatientState, ReplayResult, Step, senders_of
 
 __all__ = [
     "DEVICE_KINDS",
@@ -66,15 +67,19 @@ __all__ = [
     "Identity",
     "Implant",
     "ImplantEvent",
+    "InprocReplay",
     "LinkFactory",
     "Load",
     "Patient",
+    "PatientState",
+    "ReplayResult",
     "Scenario",
     "ScenarioError",
     "ScenarioHeader",
     "ScenarioRun",
     "SimPlan",
     "SinkFactory",
+    "Step",
     "VideoEvent",
     "VideoSession",
     "build_scenario",
@@ -84,4 +89,5 @@ __all__ = [
     "loads_scenario",
     "parse_scenario",
     "parse_seconds",
+    "senders_of",
 ]

@@ -1,1 +1,50 @@
-"""Ingest: serial readers, MQTT client, validation, dedup, quarantine."""
+"""Ingest: device registry, message verification, dedup, observations, quarantine.
+
+The pipeline (:class:`Ingest`) is transport-agnostic: the hub's MQTT subscriber, the
+serial readers and the replay engine hand it batches of :class:`Incoming` messages and
+acknowledge them only after :meth:`Ingest.accept` returned (the commit).
+"""
+
+from console.ingest._pipeline import (
+    CLOCK_TOLERANCE_S,
+    QUARANTINE_REASONS,
+    Accepted,
+    Duplicate,
+    Incoming,
+    Ingest,
+    IngestStats,
+    Outcome,
+    Quarantined,
+    StoredObservation,
+    iso,
+    quarantine_rows,
+)
+from console.ingest._registry import (
+    DeviceInfo,
+    DeviceRegistry,
+    EnrolmentError,
+    Sender,
+    read_key_file,
+    write_key_file,
+)
+
+__all__ = [
+    "CLOCK_TOLERANCE_S",
+    "QUARANTINE_REASONS",
+    "Accepted",
+    "DeviceInfo",
+    "DeviceRegistry",
+    "Duplicate",
+    "EnrolmentError",
+    "Incoming",
+    "Ingest",
+    "IngestStats",
+    "Outcome",
+    "Quarantined",
+    "Sender",
+    "StoredObservation",
+    "iso",
+    "quarantine_rows",
+    "read_key_file",
+    "write_key_file",
+]

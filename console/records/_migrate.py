@@ -21,10 +21,15 @@ from datetime import UTC, datetime
 from console.records._errors import SchemaError, StoreError
 
 #: Migration sets in the order they are applied (records first: others reference it).
+#: Named by string so the store applies the whole schema of one database whoever opens
+#: it (a reader refuses a file with pending migrations), without importing the layers
+#: above it.
 MIGRATION_SETS: tuple[str, ...] = (
     "console.records._schema",
     "console.auth._schema",
     "console.identity._schema",
+    "console.ingest._schema",
+    "console.cases._schema",
 )
 
 _BOOKKEEPING = """

@@ -12,5 +12,14 @@ from console.services._compose import (
     check_database_path,
     open_services,
 )
+from console.services._core import Received, RegulationCore
 
-__all__ = ["Services", "ServicesError", "broker_config", "check_database_path", "open_services"]
+__all__ = [
+    "Received",
+    "RegulationCore",
+    "Services",
+    "ServicesError",
+    "broker_config",
+    "check_database_path",
+    "open_services",
+]

@@ -6,6 +6,7 @@ database, which keys, which broker" and one order of assembly:
 
     Settings → database path checks → Store (migrations, triggers, installation key)
     → master key → AccountService → PatientService → retention, rights
+    → DeviceRegistry → RegulationCore (ingest + cases, what ``samu hub`` and replay run)
 
 Parts are built on first use: ``samu audit export`` never needs the master key, and a
 database without accounts never creates one. The caller owns the result and closes it
@@ -30,6 +31,7 @@ from console.settings import Settings
 
 if TYPE_CHECKING:
     from console.identity import PatientService, RetentionRunner, RightsService
+    from console.ingest import DeviceRegistry
     from console.records import Store
     from transport import BrokerConfig
 
@@ -133,6 +135,13 @@ class Services:
             return PatientService(self.accounts, self.master_key)
         except CryptoError as exc:
             raise ServicesError(str(exc)) from exc
+
+    @cached_property
+    def devices(self) -> DeviceRegistry:
+        """Enrolled devices and their keys (sealed under the master key)."""
+        from console.ingest import DeviceRegistry
+
+        return DeviceRegistry(self.store, self.master_key)
 
     @cached_property
     def retention(self) -> RetentionRunner:

@@ -1,0 +1,435 @@
+"""One pipeline for every message: size → JSON → MAC → schema → topic → dedup → store.
+
+:meth:`Ingest.accept` takes a batch of received messages (MQTT payloads with their topic,
+as the hub's subscriber or the replay engine hands them over) and commits what they hold
+in **one** transaction through the store's single writer: the accepted messages (raw
+bytes sealed), their observations with provenance, the quarantined items with their
+reason, the devices' counters. Only after that commit may the transport acknowledge the
+messages (the PUBACK), so an acknowledged message is durable.
+
+Reasons (cases.md): ``too_large``, ``json``, ``schema``, ``mac``, ``unknown_device``,
+``topic`` (the topic does not match the envelope's site, device or kind). Duplicates
+(same envelope ``id``, or same device and ``seq``) are dropped and counted — the database's
+unique constraints decide, so a redelivery after a crash is refused even across restarts.
+
+Clocks: an observation is timed by the device while its clock is within
+:data:`CLOCK_TOLERANCE_S` of the arrival time, and by the arrival time beyond that,
+flagged ``clock_skew``; a wrong clock never makes good data disappear.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from console.crypto import MasterKeyRing
+from console.records import Store
+from protocols import (
+    MAX_ENVELOPE_BYTES,
+    BilanBody,
+    DeathBody,
+    EnvelopeError,
+    ImplantBody,
+    KeyRing,
+    StatusBody,
+    VitalsBody,
+    decode_envelope_json,
+    verify_envelope,
+)
+from protocols.models import Envelope, VideoBody
+from protocols.topics import BilanTopic, DeviceTopic, TopicError, VideoTopic, parse_topic
+
+#: Device clock tolerance before arrival time is used instead (cases.md: 5 minutes).
+CLOCK_TOLERANCE_S = 300.0
+
+#: protocols' envelope reasons → the quarantine reasons of cases.md.
+_REASONS = {
+    "oversize": "too_large",
+    "json": "json",
+    "schema": "schema",
+    "mac": "mac",
+    "unknown-sender": "unknown_device",
+}
+QUARANTINE_REASONS = ("too_large", "json", "schema", "mac", "unknown_device", "topic")
+_RAW_CONTEXT = "ingest\x00raw"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message as received: where from, its bytes, when (epoch s; virtual in replay)."""
+
+    source: str
+    payload: bytes
+    received_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObservation:
+    """An observation as stored (what triage reads)."""
+
+    obs_id: int
+    code: str
+    value: float | None
+    coded: str | None
+    observed_ts: float
+    clock_skew: bool
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message stored once; ``resident`` is the site-local reference it concerns."""
+
+    msg_id: int
+    envelope: Envelope
+    source: str
+    received_ts: float
+    resident: str | None
+    observations: tuple[StoredObservation, ...] = ()
+
+    @property
+    def site(self) -> str:
+        return self.envelope.site
+
+    @property
+    def kind(self) -> str:
+        return self.envelope.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    q_id: int
+    reason: str
+    detail: str
+    source: str
+    site: str | None
+    device: str | None
+    received_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    site: str
+    device: str
+    envelope_id: str
+    source: str
+
+
+Outcome = Accepted | Quarantined | Duplicate
+
+
+@dataclass
+class IngestStats:
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    observations: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds → ISO 8601 with offset (UTC), millisecond precision."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    item: Incoming
+    envelope: Envelope | None = None
+    reason: str | None = None
+    detail: str = ""
+    site: str | None = None
+    device: str | None = None
+
+
+def _claimed(payload: bytes) -> tuple[str | None, str | None]:
+    """The site/device a refused message claims, when it parses (for the counters)."""
+    try:
+        data = decode_envelope_json(payload)
+    except EnvelopeError:
+        return None, None
+    site, device = data.get("site"), data.get("device")
+    ok = isinstance(site, str) and isinstance(device, str) and len(site) + len(device) < 130
+    return (site, device) if ok else (None, None)
+
+
+def _topic_mismatch(topic: str, env: Envelope) -> str | None:
+    try:
+        parsed = parse_topic(topic)
+    except TopicError as exc:
+        return str(exc)
+    match parsed:
+        case DeviceTopic(site=site, device=device, channel=channel):
+            if (site, device) != (env.site, env.device):
+                return f"topic names {site}/{device}, the envelope {env.site}/{env.device}"
+            if channel != env.kind:
+                return f"a {env.kind} envelope on the {channel} topic"
+        case BilanTopic(site=site):
+            if site != env.site or env.kind != "bilan":
+                return f"a {env.kind} envelope of {env.site} on the bilan topic of {site}"
+        case VideoTopic(session=session):
+            if not isinstance(env.body, VideoBody) or env.body.session != session:
+                return f"a {env.kind} envelope on the video topic of session {session}"
+        case _:
+            return f"{topic[:200]!r} is not a topic devices publish on"
+    return None
+
+
+class Ingest:
+    """Verifies and stores received messages (see the module docstring).
+
+    Args:
+        store: the records store (its single writer commits every batch).
+        keyring: enrolled device keys (``DeviceRegistry.keyring()``); replace it with
+            :meth:`set_keyring` after an enrolment.
+        master_key: seals the raw bytes kept for provenance and quarantine.
+        patients: (site, device) → the resident a device is bound to, for readings
+            that do not name one.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing,
+        master_key: bytes,
+        *,
+        patients: dict[tuple[str, str], str | None] | None = None,
+    ) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._ring = MasterKeyRing(master_key)
+        self._patients = dict(patients or {})
+        self.stats = IngestStats()
+
+    def set_keyring(
+        self, keyring: KeyRing, patients: dict[tuple[str, str], str | None] | None = None
+    ) -> None:
+        self._keyring = keyring
+        if patients is not None:
+            self._patients = dict(patients)
+
+    def seal_raw(self, raw: bytes) -> bytes:
+        return self._ring.seal_secret(_RAW_CONTEXT, raw)
+
+    def open_raw(self, sealed: bytes) -> bytes:
+        return self._ring.open_secret(_RAW_CONTEXT, sealed)
+
+    # ------------------------------------------------------------------ checks
+
+    def _check(self, item: Incoming) -> _Checked:
+        payload = item.payload
+        if len(payload) > MAX_ENVELOPE_BYTES:
+            return _Checked(
+                item,
+                reason="too_large",
+                detail=f"{len(payload)} bytes (at most {MAX_ENVELOPE_BYTES})",
+            )
+        try:
+            env = verify_envelope(decode_envelope_json(payload), self._keyring)
+        except EnvelopeError as exc:
+            site, device = _claimed(payload)
+            reason = _REASONS.get(exc.reason, exc.reason)
+            return _Checked(item, reason=reason, detail=exc.detail, site=site, device=device)
+        except RecursionError:
+            return _Checked(item, reason="json", detail="nested too deeply")
+        mismatch = _topic_mismatch(item.source, env)
+        if mismatch is not None:
+            return _Checked(item, reason="topic", detail=mismatch, site=env.site, device=env.device)
+        return _Checked(item, envelope=env, site=env.site, device=env.device)
+
+    # ------------------------------------------------------------------ the batch
+
+    def accept(self, items: Sequence[Incoming]) -> list[Outcome]:
+        """Verify and commit a batch; returns one outcome per item, in order.
+
+        Verification runs before the transaction (CPU only); the writes of the whole
+        batch are one transaction. Raises only what the store raises (the batch is then
+        not committed and must not be acknowledged).
+        """
+        checked = [self._check(item) for item in items]
+        outcomes: list[Outcome] = []
+        with self._store.transaction() as conn:
+            seen_ids: set[str] = set()
+            for c in checked:
+                if c.envelope is None:
+                    outcomes.append(self._quarantine(conn, c))
+                    continue
+                env = c.envelope
+                if env.id in seen_ids:
+                    outcomes.append(self._duplicate(conn, c))
+                    continue
+                seen_ids.add(env.id)
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO ingest_messages (envelope_id, site, device, seq, kind,"
+                    " source, received_at, sent_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        env.id,
+                        env.site,
+                        env.device,
+                        env.seq,
+                        env.kind,
+                        c.item.source,
+                        iso(c.item.received_ts),
+                        env.sent.isoformat(),
+                        self.seal_raw(c.item.payload),
+                    ),
+                )
+                if cur.rowcount == 0:
+                    outcomes.append(self._duplicate(conn, c))
+                    continue
+                msg_id = int(cur.lastrowid or 0)
+                outcomes.append(self._store_body(conn, msg_id, c))
+        return outcomes
+
+    def _quarantine(self, conn: sqlite3.Connection, c: _Checked) -> Quarantined:
+        assert c.reason is not None
+        cur = conn.execute(
+            "INSERT INTO quarantine (received_at, source, site, device, reason, detail, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                iso(c.item.received_ts),
+                c.item.source[:512],
+                c.site,
+                c.device,
+                c.reason,
+                c.detail[:1000],
+                self.seal_raw(c.item.payload[: MAX_ENVELOPE_BYTES + 1]),
+            ),
+        )
+        if c.site is not None and c.device is not None:
+            conn.execute(
+                "UPDATE devices SET quarantined = quarantined + 1 WHERE site = ? AND device = ?",
+                (c.site, c.device),
+            )
+        self.stats.quarantined += 1
+        self.stats.by_reason[c.reason] = self.stats.by_reason.get(c.reason, 0) + 1
+        return Quarantined(
+            int(cur.lastrowid or 0),
+            c.reason,
+            c.detail,
+            c.item.source,
+            c.site,
+            c.device,
+            c.item.received_ts,
+        )
+
+    def _duplicate(self, conn: sqlite3.Connection, c: _Checked) -> Duplicate:
+        env = c.envelope
+        assert env is not None
+        conn.execute(
+            "UPDATE devices SET duplicates = duplicates + 1 WHERE site = ? AND device = ?",
+            (env.site, env.device),
+        )
+        self.stats.duplicates += 1
+        return Duplicate(env.site, env.device, env.id, c.item.source)
+
+    def _store_body(self, conn: sqlite3.Connection, msg_id: int, c: _Checked) -> Accepted:
+        env = c.envelope
+        assert env is not None
+        body = env.body
+        received = c.item.received_ts
+        resident: str | None = None
+        observations: tuple[StoredObservation, ...] = ()
+        battery: int | None = None
+        state = "online"
+        if isinstance(body, VitalsBody):
+            resident = body.patient or self._patients.get((env.site, env.device))
+            observations = self._observations(
+                conn, msg_id=msg_id, env=env, resident=resident, body=body, received=received
+            )
+            if body.device_status is not None:
+                battery = body.device_status.battery_pct
+        elif isinstance(body, BilanBody):
+            resident = body.resident.resident
+            observations = self._observations(
+                conn, msg_id=msg_id, env=env, resident=resident, body=body, received=received
+            )
+        elif isinstance(body, ImplantBody):
+            resident = body.patient or self._patients.get((env.site, env.device))
+        elif isinstance(body, StatusBody):
+            battery = body.battery_pct
+            if body.state == "disconnected":
+                state = "offline"
+        elif isinstance(body, DeathBody):
+            state = "offline"
+        conn.execute(
+            "UPDATE devices SET frames = frames + 1, last_seen = ?, state = ?,"
+            " battery_pct = coalesce(?, battery_pct) WHERE site = ? AND device = ?",
+            (iso(received), state, battery, env.site, env.device),
+        )
+        self.stats.accepted += 1
+        self.stats.observations += len(observations)
+        return Accepted(msg_id, env, c.item.source, received, resident, observations)
+
+    def _observations(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        msg_id: int,
+        env: Envelope,
+        resident: str | None,
+        body: VitalsBody | BilanBody,
+        received: float,
+    ) -> tuple[StoredObservation, ...]:
+        rows = []
+        for o in body.observations:
+            measured = o.time.timestamp()
+            skew = not math.isfinite(measured) or abs(measured - received) > CLOCK_TOLERANCE_S
+            when = received if skew else measured
+            value = None if isinstance(o.value, str) else float(o.value)
+            coded = o.value if isinstance(o.value, str) else None
+            rows.append((o, value, coded, when, skew))
+        out = []
+        for o, value, coded, when, skew in rows:
+            cur = conn.execute(
+                "INSERT INTO observations (msg_id, site, resident, device, code, value, coded,"
+                " unit, method, measured_at, observed_ts, clock_skew)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    msg_id,
+                    env.site,
+                    resident,
+                    env.device,
+                    o.code,
+                    value,
+                    coded,
+                    o.unit,
+                    o.method,
+                    o.time.isoformat(),
+                    when,
+                    int(skew),
+                ),
+            )
+            out.append(
+                StoredObservation(
+                    int(cur.lastrowid or 0), o.code, value, coded, when, skew, o.method
+                )
+            )
+        return tuple(out)
+
+
+def quarantine_rows(store: Store, master_key: bytes) -> list[dict[str, object]]:
+    """Every quarantined item, oldest first, raw bytes opened (``samu records quarantine``)."""
+    ring = MasterKeyRing(master_key)
+    out: list[dict[str, object]] = []
+    for r in store.fetchall(
+        "SELECT received_at, source, site, device, reason, detail, raw FROM quarantine"
+        " ORDER BY q_id"
+    ):
+        raw = ring.open_secret(_RAW_CONTEXT, bytes(r[6]))
+        out.append(
+            {
+                "received_at": r[0],
+                "source": r[1],
+                "site": r[2],
+                "device": r[3],
+                "reason": r[4],
+                "detail": r[5],
+                "raw": base64.b64encode(raw).decode("ascii"),
+            }
+        )
+    return out

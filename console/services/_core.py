@@ -1,0 +1,96 @@
+"""The régulation core: ingest and cases over one store, driven by whoever hosts it.
+
+``samu hub`` hosts it on the wall clock behind the MQTT subscriber and serial readers;
+the replay engine hosts it on a virtual clock. Either way the same two calls do all the
+work, so what a tester replays is what production runs:
+
+* :meth:`RegulationCore.receive` — a batch of received messages: verified and committed
+  (ingest), then what they mean for cases (bilans, implant alerts, latest values);
+* :meth:`RegulationCore.tick` — the triage tick over every monitored resident.
+
+Both return :class:`~console.cases.CaseEvent` s (``case_opened``, ``priority_changed``,
+``implant_alert``, ``quarantined``…) for the hub's log and the board.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from console.cases import CaseBook, CaseEvent
+from console.ingest import Accepted, Incoming, Ingest, Outcome, Quarantined
+from console.services._compose import Services
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one batch became."""
+
+    outcomes: list[Outcome]
+    events: list[CaseEvent] = field(default_factory=list)
+
+
+class RegulationCore:
+    """Ingest + cases (see the module docstring).
+
+    Args:
+        services: the assembled system (store, master key, device registry, settings).
+        centre: the SAMU id for case ids (``samu075``); the settings' when None.
+        now: the current time (epoch s) used to rebuild state after a restart.
+    """
+
+    def __init__(self, services: Services, *, now: float, centre: str | None = None) -> None:
+        self.services = services
+        settings = services.settings
+        self.centre = centre or settings.centre
+        registry = services.devices
+        self.ingest = Ingest(
+            services.store,
+            registry.keyring(),
+            services.master_key,
+            patients=self._bindings(),
+        )
+        self.cases = CaseBook(
+            services.store,
+            centre=self.centre,
+            freshness_s=settings.triage.freshness_s,
+            deescalate_after_s=settings.triage.deescalate_after_s,
+        )
+        self.cases.restore(now)
+
+    def _bindings(self) -> dict[tuple[str, str], str | None]:
+        return {(d.site, d.device): d.patient for d in self.services.devices.list()}
+
+    def reload_keys(self) -> None:
+        """Pick up enrolments made since start (``samu devices enrol`` on a live hub)."""
+        self.ingest.set_keyring(self.services.devices.keyring(), self._bindings())
+
+    def receive(self, items: Sequence[Incoming]) -> Received:
+        """Verify, store and apply a batch (committed when this returns)."""
+        if not items:
+            return Received([])
+        outcomes = self.ingest.accept(items)
+        now = max(i.received_ts for i in items)
+        accepted = [o for o in outcomes if isinstance(o, Accepted)]
+        events = self.cases.apply(accepted, now) if accepted else []
+        for o in outcomes:
+            if isinstance(o, Quarantined):
+                events.append(
+                    CaseEvent(
+                        "quarantined",
+                        None,
+                        None,
+                        o.received_ts,
+                        {
+                            "reason": o.reason,
+                            "source": o.source,
+                            "site": o.site,
+                            "device": o.device,
+                        },
+                    )
+                )
+        return Received(outcomes, events)
+
+    def tick(self, now: float) -> list[CaseEvent]:
+        """The triage tick (default every second)."""
+        return self.cases.tick(now)

@@ -1,0 +1,136 @@
+"""Replaying a scenario into the real console core, on a virtual clock.
+
+The simulator runs the scenario on a :class:`~firmware_sim.VirtualClock`, one step of
+``step_s`` (1 s, the triage tick) at a time; every message its senders published during
+the step reaches :meth:`~console.services.RegulationCore.receive` with the simulated
+arrival time, then the core ticks. Nothing is mocked: the same ingest, cases, triage and
+store as ``samu hub``, the keys enrolled in the database's device registry as
+``samu devices enrol`` does. Serial bedside devices go through the EHPAD gateway onto the
+bus (``transport="mqtt"``), as in an EHPAD.
+
+What the core concluded at each step is kept in :class:`Step` s (suggested priority,
+NEWS2, qSOFA per scenario patient, and the events), which the expectation checks read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from console.cases import CaseEvent
+from console.ingest import Incoming, Sender
+from console.records import AuditContext
+from console.services import RegulationCore, Services
+from firmware_sim import VirtualClock
+from firmware_sim.transports import BusMessage, InprocBus
+from scenarios._build import ScenarioRun, build_scenario, inproc_links
+from scenarios._model import Scenario
+
+
+@dataclass(frozen=True)
+class PatientState:
+    priority: str
+    news2: int | None
+    qsofa: int | None
+    case_id: str | None
+
+
+@dataclass
+class Step:
+    """What the core concluded at simulated time ``t`` (seconds from the start)."""
+
+    t: float
+    patients: dict[str, PatientState]
+    events: list[CaseEvent] = field(default_factory=list)
+
+
+@dataclass
+class ReplayResult:
+    scenario: Scenario
+    steps: list[Step]
+    run: ScenarioRun
+    received: int = 0
+
+
+def senders_of(scenario: Scenario, run: ScenarioRun) -> list[tuple[Sender, bytes]]:
+    """Every sender the built scenario signs with, and its key, for enrolment."""
+    kinds: dict[tuple[str, str], tuple[str, str | None]] = {}
+    site = scenario.scenario.site
+    for d in scenario.devices:
+        kinds[(d.site or site, d.id)] = (d.kind, d.patient)
+    for imp in scenario.implants:
+        kinds[(site, imp.id)] = (imp.type, imp.patient)
+    out = []
+    for s, device, key in run.keys.items():
+        kind, patient = kinds.get((s, device), ("gateway", None))
+        out.append((Sender(s, device, kind, patient), key))
+    return out
+
+
+class InprocReplay:
+    """One scenario into one core (see the module docstring)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        services: Services,
+        *,
+        transport: str | None = "mqtt",
+        step_s: float = 1.0,
+    ) -> None:
+        self.scenario = scenario
+        self.services = services
+        self.step_s = step_s
+        self.clock = VirtualClock()
+        self.bus = InprocBus()
+        self.bus.keep = False
+        self._inbox: list[BusMessage] = []
+        self.bus.subscribe("samu/v1/#", self._inbox.append)
+        self.run_ = build_scenario(
+            scenario, self.clock, link_for=inproc_links(self.bus), transport=transport
+        )
+        services.devices.enrol(
+            AuditContext(actor="system:replay", role="system", terminal="replay"),
+            senders_of(scenario, self.run_),
+            now=datetime.fromtimestamp(self._wall(0.0), UTC),
+        )
+        self.core = RegulationCore(services, now=self._wall(0.0))
+        site = scenario.scenario.site
+        self._patients = {p.id: f"{site}/{p.id}" for p in scenario.patients}
+
+    def _wall(self, t: float) -> float:
+        return self.clock.epoch + t
+
+    def _state(self) -> dict[str, PatientState]:
+        cases = self.core.cases.snapshot()
+        out = {}
+        for pid, rid in self._patients.items():
+            s = cases.get(rid)
+            out[pid] = (
+                PatientState("NR", None, None, None)
+                if s is None
+                else PatientState(s.priority, s.news2, s.qsofa, s.case_id)
+            )
+        return out
+
+    def run(self, on_step: Callable[[Step], None] | None = None) -> ReplayResult:
+        duration = self.scenario.scenario.duration
+        self.run_.start()
+        steps: list[Step] = []
+        received = 0
+        t = 0.0
+        while t < duration:
+            t = min(duration, t + self.step_s)
+            self.clock.run_until(t)
+            batch, self._inbox[:] = list(self._inbox), []
+            now = self._wall(t)
+            items = [Incoming(m.topic, m.payload, now) for m in batch if m.payload]
+            received += len(items)
+            got = self.core.receive(items)
+            events = got.events + self.core.tick(now)
+            step = Step(t, self._state(), events)
+            steps.append(step)
+            if on_step is not None:
+                on_step(step)
+        return ReplayResult(self.scenario, steps, self.run_, received)
