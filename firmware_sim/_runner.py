@@ -42,7 +42,14 @@ from firmware_sim._sim import (
 from firmware_sim.gateway import GatewayCore, GatewayPort, SerialGateway, first_will
 from firmware_sim.implants import Implant, Transmitter
 from firmware_sim.physiology import NoiseSource
-from firmware_sim.transports import BrokerConfig, MqttLink, OutMessage, PtyPort, SocketPort
+from firmware_sim.transports import (
+    BrokerConfig,
+    InprocPort,
+    MqttLink,
+    OutMessage,
+    PtyPort,
+    SocketPort,
+)
 from firmware_sim.video import VIDEO_GATEWAY, VideoSession, VideoStep
 from protocols.topics import video_topic
 
@@ -148,7 +155,7 @@ async def _build(
         try:
             run = options.scenario.build(
                 clock,
-                sink_for=lambda spec: sinks.pop(spec.device_id),
+                sink_for=lambda spec: sinks.pop(spec.device_id, None) or InprocPort(),
                 link_for=links,
                 keys=keys,
             )

@@ -484,9 +484,14 @@ class SimPlan:
     """A scenario handed to ``samu sim``'s runner (``firmware_sim.ScenarioPlan``)."""
 
     scenario: Scenario
+    #: ``"mqtt"``: every bedside device is read by its site's gateway and published over
+    #: MQTT, as an EHPAD sends them (``samu sim --scenario … --mqtt URL --gateway``).
+    transport: str | None = None
 
     def serial_transports(self) -> dict[str, str]:
         """Serial device id → its transport (``serial`` or ``socket``)."""
+        if self.transport == "mqtt":
+            return {}
         return {d.id: d.transport for d in self.scenario.devices if d.transport != "mqtt"}
 
     def build(
@@ -497,4 +502,11 @@ class SimPlan:
         link_for: LinkFactory,
         keys: KeyStore,
     ) -> ScenarioRun:
-        return build_scenario(self.scenario, clock, sink_for=sink_for, link_for=link_for, keys=keys)
+        return build_scenario(
+            self.scenario,
+            clock,
+            sink_for=sink_for,
+            link_for=link_for,
+            keys=keys,
+            transport=self.transport,
+        )

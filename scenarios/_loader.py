@@ -27,6 +27,9 @@ class ScenarioError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
+        if len(problems) == 1:  # one problem: one line, as every command-line error
+            super().__init__(f"{source}: invalid scenario: {problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: invalid scenario\n{lines}")
 
@@ -76,6 +79,11 @@ def load_scenario(path: str | Path) -> Scenario:
         p = LIBRARY_DIR / f"{p.name}.toml"
     try:
         text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        names = ", ".join(q.stem for q in library())
+        raise ScenarioError(
+            str(path), [f"no such file, nor a library scenario (library: {names})"]
+        ) from None
     except OSError as exc:
         raise ScenarioError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:

@@ -24,7 +24,8 @@ from console.records import AuditContext
 from console.services import RegulationCore, Services
 from firmware_sim import VirtualClock
 from firmware_sim.transports import BusMessage, InprocBus
-from scenarios._build import ScenarioRun, build_scenario, inproc_links
+from firmware_sim.video import VIDEO_GATEWAY
+from scenarios._build import NURSE_STATION, ScenarioRun, build_scenario, inproc_links
 from scenarios._model import Scenario
 
 
@@ -63,7 +64,14 @@ def senders_of(scenario: Scenario, run: ScenarioRun) -> list[tuple[Sender, bytes
         kinds[(site, imp.id)] = (imp.type, imp.patient)
     out = []
     for s, device, key in run.keys.items():
-        kind, patient = kinds.get((s, device), ("gateway", None))
+        default = (
+            NURSE_STATION
+            if device == NURSE_STATION
+            else VIDEO_GATEWAY
+            if device.startswith(VIDEO_GATEWAY)
+            else "gateway"
+        )
+        kind, patient = kinds.get((s, device), (default, None))
         out.append((Sender(s, device, kind, patient), key))
     return out
 

@@ -72,7 +72,7 @@ def read_lines(proc: subprocess.Popen[str], n: int, timeout: float = 20.0) -> li
         (["--devices", "spo2:sbf1"], "--site ID is required"),
         (["--site", "a", "--devices", "spo2:sbf1", "--mqtt", "http://x"], "mqtt://"),
         (["--site", "a/b", "--devices", "spo2:sbf1"], "--site"),
-        (["--scenario", "/no/such/file.toml"], "cannot read"),
+        (["--scenario", "/no/such/file.toml"], "no such file, nor a library scenario"),
         (["--site", "a", "--devices", "spo2:sbf1", "--speed", "0"], "--speed"),
     ],
 )

@@ -20,8 +20,10 @@ from transport._client import (
     MqttError,
     Will,
     abort,
+    ack,
     client_for,
     is_connected,
+    manual_acks,
     publish_properties,
     settle,
 )
@@ -29,6 +31,7 @@ from transport._config import PASSWORD_HINT, BrokerConfig, BrokerConfigError
 from transport._inproc import BusMessage, InprocBus, InprocLink, topic_matches
 from transport._publisher import BrokerUnreachableError, LinkStats, MqttLink, OutMessage
 from transport._retained import RetainedReadError, fetch_retained, read_retained
+from transport._subscriber import MqttSubscriber, Received, SubscriberStats
 
 
 class MessageLink(Protocol):
@@ -52,13 +55,18 @@ __all__ = [
     "MessageLink",
     "MqttError",
     "MqttLink",
+    "MqttSubscriber",
     "OutMessage",
+    "Received",
     "RetainedReadError",
+    "SubscriberStats",
     "Will",
     "abort",
+    "ack",
     "client_for",
     "fetch_retained",
     "is_connected",
+    "manual_acks",
     "publish_properties",
     "read_retained",
     "settle",

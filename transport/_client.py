@@ -32,8 +32,10 @@ __all__ = [
     "MqttError",
     "Will",
     "abort",
+    "ack",
     "client_for",
     "is_connected",
+    "manual_acks",
     "publish_properties",
     "settle",
 ]
@@ -62,6 +64,7 @@ def client_for(
     timeout: float = 10.0,
     max_inflight: int | None = None,
     max_queued_incoming: int = 0,
+    receive_maximum: int | None = None,
     logger: logging.Logger | None = None,
 ) -> aiomqtt.Client:
     """An MQTT v5 client for ``config`` (not connected: use it with ``async with``).
@@ -74,11 +77,16 @@ def client_for(
         max_inflight: QoS 1 messages in flight at once (publishers).
         max_queued_incoming: bound of aiomqtt's incoming queue (0 = unbounded); a bound
             makes paho stop reading the socket when full — back-pressure to the broker.
+        receive_maximum: MQTT v5 Receive Maximum — QoS 1 messages the broker may have
+            unacknowledged towards us at once (subscribers acknowledging after commit).
     """
     properties = None
-    if session_expiry_s is not None:
+    if session_expiry_s is not None or receive_maximum is not None:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = session_expiry_s
+        if session_expiry_s is not None:
+            properties.SessionExpiryInterval = session_expiry_s
+        if receive_maximum is not None:
+            properties.ReceiveMaximum = receive_maximum
     kwargs: dict[str, object] = {}
     if max_inflight is not None:
         kwargs["max_inflight_messages"] = max_inflight
@@ -138,3 +146,17 @@ def abort(client: aiomqtt.Client) -> None:
 def is_connected(client: aiomqtt.Client) -> bool:
     """Whether paho still considers the connection up (after :func:`abort`, it soon won't)."""
     return bool(client._client.is_connected())
+
+
+def manual_acks(client: aiomqtt.Client) -> None:
+    """Acknowledge QoS 1 messages only when :func:`ack` is called (after a commit).
+
+    aiomqtt has no option for it; paho has, on the client aiomqtt wraps.
+    """
+    client._client.manual_ack_set(True)
+
+
+def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """Send the PUBACK of ``message`` (see :func:`manual_acks`)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)

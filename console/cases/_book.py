@@ -27,8 +27,8 @@ import numpy as np
 from console.cases._ids import CaseIdMaker
 from console.ingest import Accepted, iso
 from console.records import Store
-from console.triage import PARAMETERS as TRIAGE_PARAMETERS
 from console.triage import (
+    ALL_PRESENT,
     PRIORITY_NAMES,
     ImplantAlertName,
     ImplantStatus,
@@ -41,6 +41,7 @@ from console.triage import (
     implant_severity,
     triage,
 )
+from console.triage import PARAMETERS as TRIAGE_PARAMETERS
 from protocols import BilanBody, ImplantBody
 
 OPEN_STATUSES = ("PROGRAM", "ACTIF")  # spelled out in restore()'s SQL too
@@ -477,10 +478,12 @@ class CaseBook:
         news2 = result.vitals.news2.tolist()
         complete = result.vitals.complete.tolist()
         qsofa = result.vitals.qsofa.tolist()
+        # No fresh vital sign at all: NEWS2 and qSOFA are unknown, not 0.
+        no_vitals = (result.scored.missing_mask() == ALL_PRESENT).tolist()
         events: list[CaseEvent] = []
         with self._store.transaction() as conn:
             for i, res in enumerate(self._order):
-                has_score = names[i] != "NR"
+                has_score = names[i] != "NR" and not no_vitals[i]
                 suggestion = _Suggestion(
                     names[i],
                     int(news2[i]) if has_score else None,

@@ -118,7 +118,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.seed is not None:
             header = scenario.scenario.model_copy(update={"seed": args.seed})
             scenario = scenario.model_copy(update={"scenario": header})
-        plan = scenarios.SimPlan(scenario)
+        if args.gateway and not args.mqtt:
+            raise UsageError("--gateway publishes over MQTT: give --mqtt URL")
+        plan = scenarios.SimPlan(scenario, transport="mqtt" if args.gateway else None)
     options = RunOptions(
         site=args.site,
         devices=args.devices,

@@ -156,9 +156,16 @@ def write_key_file(path: Path, keys: Iterable[tuple[Sender, bytes]]) -> None:
 class DeviceRegistry:
     """Enrolled devices and their keys, over the records store."""
 
-    def __init__(self, store: Store, master_key: bytes) -> None:
+    def __init__(self, store: Store, master_key: bytes | None) -> None:
+        """``master_key`` None: listing only (``samu devices list`` needs no key)."""
         self._store = store
-        self._ring = MasterKeyRing(master_key)
+        self._master = master_key
+
+    @property
+    def _ring(self) -> MasterKeyRing:
+        if self._master is None:
+            raise EnrolmentError("the master key is needed to enrol or read device keys")
+        return MasterKeyRing(self._master)
 
     def enrol(
         self,
@@ -172,6 +179,7 @@ class DeviceRegistry:
         One transaction for the lot, each enrolment audited in it. Returns
         ``(sender, key, key_version)`` for each, so the caller can hand the keys out.
         """
+        ring = self._ring
         items: list[tuple[Sender, bytes]] = []
         for item in senders:
             sender, key = item if isinstance(item, tuple) else (item, secrets.token_bytes(32))
@@ -191,7 +199,7 @@ class DeviceRegistry:
                     (sender.site, sender.device),
                 ).fetchone()
                 version = 1 if row is None else int(row[0]) + 1
-                sealed = self._ring.seal_secret(_context(sender.site, sender.device, version), key)
+                sealed = ring.seal_secret(_context(sender.site, sender.device, version), key)
                 conn.execute(
                     "INSERT INTO devices (site, device, kind, patient, key_version, sealed_key,"
                     " enrolled_at, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -227,11 +235,12 @@ class DeviceRegistry:
 
     def keyring(self) -> KeyRing:
         """Every enrolled device's current key, for envelope verification."""
+        master = self._ring
         ring = KeyRing()
         for site, device, version, sealed in self._store.fetchall(
             "SELECT site, device, key_version, sealed_key FROM devices"
         ):
-            key = self._ring.open_secret(_context(site, device, int(version)), bytes(sealed))
+            key = master.open_secret(_context(site, device, int(version)), bytes(sealed))
             ring.enroll(site, device, key, key_id=f"k{version}")
         return ring
 

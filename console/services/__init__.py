@@ -13,8 +13,10 @@ from console.services._compose import (
     open_services,
 )
 from console.services._core import Received, RegulationCore
+from console.services._hub import Hub
 
 __all__ = [
+    "Hub",
     "Received",
     "RegulationCore",
     "Services",

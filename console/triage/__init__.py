@@ -13,6 +13,7 @@ Entry points:
 """
 
 from console.triage._arrays import (
+    ALL_PRESENT,
     MISSING_U8,
     MISSING_U16,
     PARAMETER_LABELS,
@@ -67,6 +68,7 @@ from console.triage._policy import (
 from console.triage._reasons import vital_reasons
 
 __all__ = [
+    "ALL_PRESENT",
     "CONDITION_BITS",
     "CONSCIOUSNESS_LEVELS",
     "DEFAULT_CHUNK_ROWS",

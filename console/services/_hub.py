@@ -1,0 +1,149 @@
+"""``samu hub``: the régulation core running headless on the wall clock.
+
+One asyncio loop hosts everything in a :class:`asyncio.TaskGroup`: the MQTT subscriber
+(persistent session, PUBACK after commit), the triage tick, the store's periodic
+checkpoint and the retained-checkpoint publisher. Every call into the core — a received
+batch, a tick — runs on **one** worker thread (the single writer), so the case book's
+state is never touched by two threads and the loop never blocks on SQLite.
+
+Each :class:`~console.cases.CaseEvent` is logged as one JSON object per line on stdout
+(``event``: ``started``, ``case_opened``, ``priority_changed``, ``implant_alert``,
+``quarantined``, ``incident``, ``stopped`` …). SIGINT/SIGTERM stop it: the batch in hand
+is committed and acknowledged, a checkpoint is written, ``stopped`` is logged, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TextIO
+
+from console.ingest import Incoming, Quarantined, iso
+from console.services._compose import Services
+from console.services._core import RegulationCore
+from protocols.topics import hub_filters
+from transport import BrokerConfig, MqttSubscriber, Received
+
+#: Reload enrolled keys at most this often when unknown devices speak.
+KEY_RELOAD_S = 5.0
+
+
+class Hub:
+    """Ingest, triage tick and store, headless (see the module docstring)."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        broker: BrokerConfig | None,
+        centre: str,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.services = services
+        self.broker = broker
+        self.centre = centre
+        self._out = out or sys.stdout
+        self._clock = clock
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="samu-writer")
+        self._stop = asyncio.Event()
+        self._last_reload = 0.0
+        self.core: RegulationCore | None = None
+        self.subscriber: MqttSubscriber | None = None
+
+    def log(self, event: str, **fields: Any) -> None:
+        line = {"event": event, "at": iso(self._clock()), **fields}
+        self._out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        self._out.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.subscriber is not None:
+            self.subscriber.stop()
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def _on_batch(self, batch: list[Received]) -> None:
+        assert self.core is not None
+        items = [Incoming(r.topic, r.payload, r.at) for r in batch if r.payload]
+        got = await self._call(self.core.receive, items)
+        unknown = any(
+            isinstance(o, Quarantined) and o.reason == "unknown_device" for o in got.outcomes
+        )
+        for e in got.events:
+            self.log(e.event, **{k: v for k, v in e.as_log().items() if k not in ("event",)})
+        if unknown and self._clock() - self._last_reload >= KEY_RELOAD_S:
+            self._last_reload = self._clock()
+            await self._call(self.core.reload_keys)
+
+    async def _ticks(self) -> None:
+        assert self.core is not None
+        period = self.services.settings.triage.tick_s
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            events = await self._call(self.core.tick, self._clock())
+            for e in events:
+                self.log(e.event, **{k: v for k, v in e.as_log().items() if k != "event"})
+            await self._call(self.services.store.tick)
+            next_at += period
+            delay = max(0.0, next_at - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` (signals are the caller's to wire)."""
+        settings = self.services.settings
+        self.core = await self._call(
+            lambda: RegulationCore(self.services, now=self._clock(), centre=self.centre)
+        )
+        publisher = None
+        if self.broker is not None:
+            from console.records import CheckpointPublisher, checkpoint_topic
+
+            topic = settings.mqtt.checkpoint_topic or checkpoint_topic(self.centre)
+            publisher = CheckpointPublisher(self.broker, topic, store=self.services.store)
+            self.services.store.add_checkpoint_listener(publisher)
+            client_id = settings.mqtt.client_id or f"samu-hub-{self.centre}"
+            self.subscriber = MqttSubscriber(
+                self.broker,
+                client_id,
+                hub_filters(),
+                self._on_batch,
+                session_expiry_s=settings.mqtt.session_expiry_s,
+                batch_max=settings.hub.batch_max,
+                batch_wait_s=settings.hub.batch_wait_s,
+            )
+        self.log(
+            "started",
+            db=str(self.services.db_path),
+            centre=self.centre,
+            mqtt=self.broker.display if self.broker else None,
+            cases_open=len(self.core.cases.open_cases()),
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._ticks(), name="triage-tick")
+                if self.subscriber is not None:
+                    tasks.create_task(self.subscriber.run(), name="mqtt-ingest")
+                if publisher is not None:
+                    tasks.create_task(publisher.run(), name="checkpoint-publisher")
+                await self._stop.wait()
+                if self.subscriber is not None:
+                    self.subscriber.stop()
+                checkpoint = await self._call(self.services.store.checkpoint)
+                if publisher is not None:
+                    await publisher.close()
+        finally:
+            self._writer.shutdown(wait=True)
+        self.log(
+            "stopped",
+            received=self.subscriber.stats.received if self.subscriber else 0,
+            acked=self.subscriber.stats.acked if self.subscriber else 0,
+            checkpoint=checkpoint.tree_size if checkpoint is not None else None,
+        )
