@@ -12,15 +12,32 @@ from console.cases._book import (
     ResidentView,
     resident_id,
 )
+from console.cases._codes import LISTS, CodeList, CodesError, load_codes
+from console.cases._decisions import (
+    Decision,
+    DecisionError,
+    DecisionRequest,
+    Decisions,
+    code_labels,
+)
 from console.cases._ids import CASE_ID, CaseIdMaker
 
 __all__ = [
     "CASE_ID",
+    "LISTS",
     "OPEN_STATUSES",
     "PARAMETER_OF_CODE",
     "CaseBook",
     "CaseEvent",
     "CaseIdMaker",
+    "CodeList",
+    "CodesError",
+    "Decision",
+    "DecisionError",
+    "DecisionRequest",
+    "Decisions",
     "ResidentView",
+    "code_labels",
+    "load_codes",
     "resident_id",
 ]

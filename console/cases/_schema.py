@@ -11,6 +11,8 @@
 * ``triage_results`` — a suggestion the console showed, with the policy version and
   SHA-256 and the observations it used (provenance: a decision names the result it saw).
 * ``case_counters`` — the dossier counter per day (``DRFR15`` + centre + year + day + n).
+* ``decisions`` — signed régulation decisions (append-only; codes in clear, the signed
+  content with its reason sealed).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def _append_only(table: str) -> dict[str, str]:
 PROTECTIVE_TRIGGERS: dict[str, str] = {
     **_append_only("case_timeline"),
     **_append_only("triage_results"),
+    **_append_only("decisions"),
 }
+_FIRST = ("case_timeline", "triage_results")
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -111,6 +115,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) STRICT;
         CREATE INDEX triage_results_resident ON triage_results (resident_id, result_id);
         """
-        + ";\n".join(PROTECTIVE_TRIGGERS.values()),
+        + ";\n".join(v for k, v in PROTECTIVE_TRIGGERS.items() if k.startswith(_FIRST)),
+    ),
+    (
+        "0302_decisions",
+        """
+        CREATE TABLE decisions (
+            decision_id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases (case_id),
+            intention INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            care_level TEXT NOT NULL,
+            decision_type TEXT NOT NULL,
+            resource TEXT,
+            orientation TEXT,
+            suggested_priority TEXT NOT NULL,
+            triage_result INTEGER REFERENCES triage_results (result_id),
+            overridden INTEGER NOT NULL,
+            signed_at TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            content BLOB NOT NULL,
+            signature BLOB NOT NULL,
+            UNIQUE (case_id, intention)
+        ) STRICT;
+        """
+        + ";\n".join(v for k, v in PROTECTIVE_TRIGGERS.items() if k.startswith("decisions")),
     ),
 ]

@@ -36,6 +36,35 @@ def register(
     show.add_argument("case_id", metavar="CASE_ID")
     show.add_argument("--json", action="store_true", help="one JSON object")
     show.set_defaults(handler=_show)
+    d = rsub.add_parser(
+        "decide",
+        parents=[common],
+        help="record and sign a régulation decision (password and TOTP asked)",
+        description="Codes are Hub Santé's (priorite, niveauSoin, typeDecision, "
+        "typeRessource, typeOrientation). A reason is required when the priority differs "
+        "from the suggestion. Password and TOTP are asked at a hidden prompt, or read "
+        "from SAMU_PASSWORD and SAMU_TOTP for automation.",
+    )
+    d.add_argument("case_id", metavar="CASE_ID")
+    d.add_argument("--as", dest="user", required=True, metavar="USER", help="your user id")
+    d.add_argument("--priority", required=True, metavar="P", help="P0, P1, P2 or P3")
+    d.add_argument("--care-level", required=True, metavar="R", help="R1, R2, R3 or R4")
+    d.add_argument(
+        "--decision", required=True, metavar="TYPE", help="CONSEIL, PMT, INTER, ORIENT, …"
+    )
+    d.add_argument("--resource", metavar="CODE", help="e.g. SMUR.ADULT, LIBERAL.MG, TSU")
+    d.add_argument("--orientation", metavar="CODE", help="e.g. URGENCES, DOMICILE, EPHAD")
+    d.add_argument("--reason", metavar="TEXT", help="why, when overriding the suggestion")
+    d.add_argument("--json", action="store_true", help="print the decision as JSON")
+    d.set_defaults(handler=_decide)
+    pv = rsub.add_parser(
+        "provenance",
+        parents=[common],
+        help="the chain from a signed decision back to the frames (exit 1 if broken)",
+    )
+    pv.add_argument("--decision", required=True, metavar="ID")
+    pv.add_argument("--json", action="store_true", help="one JSON object")
+    pv.set_defaults(handler=_provenance)
     q = rsub.add_parser("quarantine", parents=[common], help="every quarantined item")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
     q.set_defaults(handler=_quarantine)
@@ -135,7 +164,7 @@ def _show(args: argparse.Namespace) -> int:
                 (args.case_id,),
             )
         ]
-        case["decisions"] = []
+        case["decisions"] = _decisions_of(services, args.case_id)
         case["video"] = []
         _audit(services, "case.read", f"case:{args.case_id}", {"found": True})
     if args.json:
@@ -162,3 +191,204 @@ def _quarantine(args: argparse.Namespace) -> int:
             who = f"{r['site']}/{r['device']}" if r["device"] else "-"
             print(f"{r['received_at']}  {r['reason']:<14} {who}  {r['source']}  {r['detail']}")
     return EXIT_OK
+
+
+def _decisions_of(services: Any, case_id: str) -> list[dict[str, Any]]:
+    rows = services.store.fetchall(
+        "SELECT decision_id, intention, author, priority, care_level, decision_type,"
+        " resource, orientation, suggested_priority, triage_result, signed_at, key_id"
+        " FROM decisions WHERE case_id = ? ORDER BY intention",
+        (case_id,),
+    )
+    keys = (
+        "decision_id", "intention", "author", "priority", "care_level", "decision_type",
+        "resource", "orientation", "suggested_priority", "triage_result", "signed_at", "key_id",
+    )  # fmt: skip
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _decide(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from console.auth import AuthError, Denied
+    from console.cases import CodesError, DecisionError, DecisionRequest, Decisions, code_labels
+    from console.cli._context import prompt_secret
+    from console.cli._main import UsageError
+    from console.records import local_terminal
+
+    request = DecisionRequest(
+        case_id=args.case_id,
+        priority=args.priority,
+        care_level=args.care_level,
+        decision_type=args.decision,
+        resource=args.resource,
+        orientation=args.orientation,
+        reason=args.reason,
+    )
+    try:
+        code_labels(request)  # before any login: a typo is not a failed attempt
+    except CodesError as exc:
+        raise UsageError(str(exc)) from None
+    with services_of(args) as services:
+        password = prompt_secret("Password: ", "SAMU_PASSWORD")
+        totp = prompt_secret("TOTP code: ", "SAMU_TOTP")
+        try:
+            session = services.accounts.login(args.user, password, totp, local_terminal())
+        except AuthError as exc:
+            print(f"samu records: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        decisions = Decisions(services.store, services.accounts, services.master_key)
+        try:
+            decision = decisions.decide(session, request, now=datetime.now(UTC))
+        except CodesError as exc:
+            raise UsageError(str(exc)) from None
+        except (Denied, DecisionError) as exc:
+            print(f"samu records: decision refused: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        finally:
+            services.accounts.logout(session)
+    if args.json:
+        print(json.dumps(decision.as_dict(), ensure_ascii=False))
+    else:
+        print(
+            f"decision {decision.decision_id} on {decision.case_id}: {decision.priority} "
+            f"{decision.care_level} {decision.decision_type} (intention {decision.intention}, "
+            f"signed by {decision.author} with key {decision.key_id})"
+        )
+    return EXIT_OK
+
+
+def _provenance(args: argparse.Namespace) -> int:
+    import base64
+    import sys
+
+    from console.cases import Decisions
+    from console.ingest import Ingest
+
+    broken: list[str] = []
+    with services_of(args) as services:
+        store = services.store
+        decisions = Decisions(store, services.accounts, services.master_key)
+        try:
+            decision = decisions.get(args.decision)
+        except KeyError:
+            _audit(
+                services, "decision.provenance", f"decision:{args.decision[:80]}", {"found": False}
+            )
+            print(f"samu records: no decision {args.decision!r}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        content, signature_ok = decisions.content(decision.decision_id)
+        if not signature_ok:
+            broken.append("the decision's signature does not verify")
+        chain: dict[str, Any] = {
+            "decision": {**decision.as_dict(), "signature_valid": signature_ok},
+            "triage_result": None,
+            "observations": [],
+            "messages": [],
+        }
+        result_id = content.get("payload", {}).get("triage_result")
+        if result_id != decision.triage_result:
+            broken.append("the signed content names another triage result than the record")
+        row = None
+        if result_id is not None:
+            row = store.fetchone(
+                "SELECT result_id, resident_id, at, priority, news2, qsofa, reasons,"
+                " policy_version, policy_sha256, observations FROM triage_results"
+                " WHERE result_id = ?",
+                (result_id,),
+            )
+        if row is None:
+            broken.append(f"triage result {result_id} is missing")
+        else:
+            used = json.loads(row[9])
+            chain["triage_result"] = {
+                "result_id": row[0],
+                "resident": row[1],
+                "at": row[2],
+                "priority": row[3],
+                "news2": row[4],
+                "qsofa": row[5],
+                "reasons": json.loads(row[6]),
+                "policy_version": row[7],
+                "policy_sha256": row[8],
+                "observations": used,
+            }
+            ingest = Ingest(store, None, services.master_key)  # type: ignore[arg-type]
+            messages: set[int] = set()
+            for obs_id in used:
+                o = store.fetchone(
+                    "SELECT obs_id, msg_id, code, value, coded, unit, method, measured_at,"
+                    " clock_skew FROM observations WHERE obs_id = ?",
+                    (obs_id,),
+                )
+                if o is None:
+                    broken.append(f"observation {obs_id} is missing")
+                    continue
+                chain["observations"].append(
+                    {
+                        "obs_id": o[0],
+                        "message": o[1],
+                        "code": o[2],
+                        "value": o[4] if o[4] is not None else o[3],
+                        "unit": o[5],
+                        "method": o[6],
+                        "measured_at": o[7],
+                        "clock_skew": bool(o[8]),
+                    }
+                )
+                messages.add(int(o[1]))
+            for msg_id in sorted(messages):
+                m = store.fetchone(
+                    "SELECT msg_id, envelope_id, site, device, kind, source, received_at, raw"
+                    " FROM ingest_messages WHERE msg_id = ?",
+                    (msg_id,),
+                )
+                if m is None:
+                    broken.append(f"message {msg_id} is missing")
+                    continue
+                chain["messages"].append(
+                    {
+                        "msg_id": m[0],
+                        "envelope_id": m[1],
+                        "site": m[2],
+                        "device": m[3],
+                        "kind": m[4],
+                        "source": m[5],
+                        "received_at": m[6],
+                        "raw": base64.b64encode(ingest.open_raw(bytes(m[7]))).decode("ascii"),
+                    }
+                )
+        chain["complete"] = not broken
+        chain["problems"] = broken
+        _audit(
+            services,
+            "decision.provenance",
+            f"case:{decision.case_id}",
+            {"decision": decision.decision_id, "complete": not broken},
+        )
+    if args.json:
+        print(json.dumps(chain, ensure_ascii=False))
+    else:
+        d = chain["decision"]
+        print(
+            f"decision {d['decision_id']} by {d['author']}: {d['priority']} {d['care_level']} "
+            f"{d['decision_type']} - signature {'valid' if signature_ok else 'INVALID'}"
+        )
+        t = chain["triage_result"]
+        if t is not None:
+            print(
+                f"  <- triage result {t['result_id']} at {t['at']}: {t['priority']} "
+                f"NEWS2 {t['news2']} (policy {t['policy_version']}, "
+                f"sha256 {t['policy_sha256'][:12]}…)"
+            )
+        for o in chain["observations"]:
+            print(f"     <- observation {o['obs_id']} {o['code']}={o['value']} ({o['method']})")
+        for m in chain["messages"]:
+            print(
+                f"        <- message {m['msg_id']} {m['kind']} from {m['source']}"
+                f" at {m['received_at']}"
+            )
+        for p in broken:
+            print(f"BROKEN: {p}")
+    return EXIT_OK if not broken else EXIT_CHECK_FAILED
