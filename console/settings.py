@@ -164,6 +164,11 @@ class Settings(BaseSettings):
         description="SAMU centre id used in Hub Santé case ids.",
     )
     log_format: Literal["json", "text"] = Field("json", description="samu hub log lines.")
+    hub_sante_dir: Path | None = Field(
+        None,
+        description="Directory of the official Hub Santé files (nomenclatures/HubSante.*.csv); "
+        "default: the reference copy beside a checkout (../shared/reference/hub-sante).",
+    )
     triage: TriageSettings = Field(default_factory=TriageSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

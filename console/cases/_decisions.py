@@ -21,6 +21,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,13 +72,13 @@ class Decision:
         return dict(self.__dict__)
 
 
-def code_labels(request: DecisionRequest) -> dict[str, str]:
+def code_labels(request: DecisionRequest, directory: Path | None = None) -> dict[str, str]:
     """The French label of each code of ``request``, from the official lists.
 
     Raises:
         CodesError: a code is not in its list, or the lists are missing.
     """
-    codes = load_codes()
+    codes = load_codes(directory)
     labels = {
         "priority": codes["priority"].label(request.priority),
         "care_level": codes["care_level"].label(request.care_level),
@@ -93,7 +94,15 @@ def code_labels(request: DecisionRequest) -> dict[str, str]:
 class Decisions:
     """Decisions on cases, over the store (see the module docstring)."""
 
-    def __init__(self, store: Store, accounts: AccountService, master_key: bytes) -> None:
+    def __init__(
+        self,
+        store: Store,
+        accounts: AccountService,
+        master_key: bytes,
+        *,
+        codes_dir: Path | None = None,
+    ) -> None:
+        self._codes_dir = codes_dir
         self._store = store
         self._accounts = accounts
         self._ring = MasterKeyRing(master_key)
@@ -127,7 +136,7 @@ class Decisions:
             session, Action.DECISION_TAKE, Target(f"case:{request.case_id}", site=site)
         )
         try:
-            labels = code_labels(request)
+            labels = code_labels(request, self._codes_dir)
         except ValueError as exc:
             raise self._refuse(session, request.case_id, str(exc)) from None
         reason = (request.reason or "").strip()

@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from console.cli._context import services_of
+from console.cli._context import services_of, settings_of
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK
 
 _CASE_COLUMNS = (
@@ -227,7 +227,7 @@ def _decide(args: argparse.Namespace) -> int:
         reason=args.reason,
     )
     try:
-        code_labels(request)  # before any login: a typo is not a failed attempt
+        code_labels(request, settings_of(args).hub_sante_dir)  # before any login
     except CodesError as exc:
         raise UsageError(str(exc)) from None
     with services_of(args) as services:
@@ -238,7 +238,12 @@ def _decide(args: argparse.Namespace) -> int:
         except AuthError as exc:
             print(f"samu records: {exc}", file=sys.stderr)
             return EXIT_CHECK_FAILED
-        decisions = Decisions(services.store, services.accounts, services.master_key)
+        decisions = Decisions(
+            services.store,
+            services.accounts,
+            services.master_key,
+            codes_dir=services.settings.hub_sante_dir,
+        )
         try:
             decision = decisions.decide(session, request, now=datetime.now(UTC))
         except CodesError as exc:
