@@ -192,3 +192,46 @@ def test_a_tampered_decision_breaks_the_chain(
         main(["records", "provenance", "--db", str(db), "--decision", "dec_nope"])
         == EXIT_CHECK_FAILED
     )
+
+
+def test_compte_rendu_previews_then_signs_and_closes_the_act(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the sepsis case (a bilan from a nurse, vitals, an override with its reason)."""
+    db = tmp_path / "samu.db"
+    with open_services(Settings(db=db), create=True) as services:
+        scenarios.InprocReplay(scenarios.load_scenario("sepsis-ehpad"), services).run()
+        accounts = AccountService(
+            services.store,
+            services.master_key,
+            hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+        )
+        enrolment = accounts.create_user(OP, "drmartin", ["regulateur"], PW)
+        (case_id,) = services.store.fetchone("SELECT case_id FROM cases")
+    logins = Logins({"drmartin": parse_qs(urlparse(enrolment.otpauth_uri).query)["secret"][0]})
+    logins.env(monkeypatch, "drmartin")
+    assert decide(
+        db, case_id, "--as", "drmartin", "--priority", "P1", "--care-level", "R2",
+        "--decision", "INTER", "--resource", "LIBERAL.MG", "--reason", "GP already on site",
+    ) == EXIT_OK  # fmt: skip
+    capsys.readouterr()
+    assert main(["records", "compte-rendu", case_id, "--db", str(db)]) == EXIT_OK
+    preview = capsys.readouterr().out
+    assert preview.startswith(f"# Compte rendu de régulation — {case_id}")
+    assert "Politique de tri : version 1, SHA-256" in preview
+    assert "Écart avec la suggestion (P0) : GP already on site" in preview
+    assert "Médecin Généraliste" in preview and "drmartin — médecin régulateur" in preview
+    assert "infirmier·e EHPAD" in preview  # the nurse of the bilan, from the signed message
+    logins.env(monkeypatch, "drmartin")
+    code = main(
+        ["records", "compte-rendu", case_id, "--db", str(db), "--as", "drmartin", "--sign",
+         "--format", "json"]
+    )  # fmt: skip
+    assert code == EXIT_OK
+    signed = json.loads(capsys.readouterr().out)
+    assert signed["report_id"].startswith("cr_") and signed["acts"][0]["signature_valid"]
+    assert main(["records", "cases", "--db", str(db), "--json"]) == EXIT_OK
+    (case,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert case["status"] == "ACHEVE" and case["decided_priority"] == "P1"
+    assert main(["records", "compte-rendu", case_id, "--db", str(db), "--sign"]) == EXIT_USAGE
+    assert main(["records", "compte-rendu", "nope", "--db", str(db)]) == EXIT_CHECK_FAILED

@@ -21,6 +21,12 @@ from console.cases._decisions import (
     code_labels,
 )
 from console.cases._ids import CASE_ID, CaseIdMaker
+from console.cases._report import (
+    ReportError,
+    build_compte_rendu,
+    render_markdown,
+    sign_compte_rendu,
+)
 
 __all__ = [
     "CASE_ID",
@@ -36,8 +42,12 @@ __all__ = [
     "DecisionError",
     "DecisionRequest",
     "Decisions",
+    "ReportError",
     "ResidentView",
+    "build_compte_rendu",
     "code_labels",
     "load_codes",
+    "render_markdown",
     "resident_id",
+    "sign_compte_rendu",
 ]

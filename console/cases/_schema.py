@@ -11,6 +11,7 @@
 * ``triage_results`` — a suggestion the console showed, with the policy version and
   SHA-256 and the observations it used (provenance: a decision names the result it saw).
 * ``case_counters`` — the dossier counter per day (``DRFR15`` + centre + year + day + n).
+* ``comptes_rendus`` — signed comptes rendus (append-only, sealed).
 * ``decisions`` — signed régulation decisions (append-only; codes in clear, the signed
   content with its reason sealed).
 """
@@ -35,6 +36,7 @@ PROTECTIVE_TRIGGERS: dict[str, str] = {
     **_append_only("case_timeline"),
     **_append_only("triage_results"),
     **_append_only("decisions"),
+    **_append_only("comptes_rendus"),
 }
 _FIRST = ("case_timeline", "triage_results")
 
@@ -141,5 +143,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) STRICT;
         """
         + ";\n".join(v for k, v in PROTECTIVE_TRIGGERS.items() if k.startswith("decisions")),
+    ),
+    (
+        "0303_comptes_rendus",
+        """
+        CREATE TABLE comptes_rendus (
+            report_id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases (case_id),
+            author TEXT NOT NULL,
+            signed_at TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            content BLOB NOT NULL,
+            signature BLOB NOT NULL
+        ) STRICT;
+        """
+        + ";\n".join(v for k, v in PROTECTIVE_TRIGGERS.items() if k.startswith("comptes_rendus")),
     ),
 ]

@@ -65,6 +65,16 @@ def register(
     pv.add_argument("--decision", required=True, metavar="ID")
     pv.add_argument("--json", action="store_true", help="one JSON object")
     pv.set_defaults(handler=_provenance)
+    cr = rsub.add_parser(
+        "compte-rendu",
+        parents=[common],
+        help="print a case's compte rendu; --as USER --sign signs it",
+    )
+    cr.add_argument("case_id", metavar="CASE_ID")
+    cr.add_argument("--as", dest="user", metavar="USER", help="your user id (with --sign)")
+    cr.add_argument("--sign", action="store_true", help="sign it (password and TOTP asked)")
+    cr.add_argument("--format", choices=("md", "json"), default="md", help="default md")
+    cr.set_defaults(handler=_compte_rendu)
     q = rsub.add_parser("quarantine", parents=[common], help="every quarantined item")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
     q.set_defaults(handler=_quarantine)
@@ -269,7 +279,7 @@ def _provenance(args: argparse.Namespace) -> int:
     import sys
 
     from console.cases import Decisions
-    from console.ingest import Ingest
+    from console.ingest import raw_opener
 
     broken: list[str] = []
     with services_of(args) as services:
@@ -319,7 +329,7 @@ def _provenance(args: argparse.Namespace) -> int:
                 "policy_sha256": row[8],
                 "observations": used,
             }
-            ingest = Ingest(store, None, services.master_key)  # type: ignore[arg-type]
+            open_raw = raw_opener(services.master_key)
             messages: set[int] = set()
             for obs_id in used:
                 o = store.fetchone(
@@ -361,7 +371,7 @@ def _provenance(args: argparse.Namespace) -> int:
                         "kind": m[4],
                         "source": m[5],
                         "received_at": m[6],
-                        "raw": base64.b64encode(ingest.open_raw(bytes(m[7]))).decode("ascii"),
+                        "raw": base64.b64encode(open_raw(bytes(m[7]))).decode("ascii"),
                     }
                 )
         chain["complete"] = not broken
@@ -397,3 +407,63 @@ def _provenance(args: argparse.Namespace) -> int:
         for p in broken:
             print(f"BROKEN: {p}")
     return EXIT_OK if not broken else EXIT_CHECK_FAILED
+
+
+def _compte_rendu(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from console.auth import AuthError, Denied
+    from console.cases import (
+        Decisions,
+        ReportError,
+        build_compte_rendu,
+        render_markdown,
+        sign_compte_rendu,
+    )
+    from console.cli._context import prompt_secret
+    from console.cli._main import UsageError
+    from console.ingest import raw_opener
+    from console.records import local_terminal
+
+    if args.sign and not args.user:
+        raise UsageError("--sign needs --as USER")
+    with services_of(args) as services:
+        decisions = Decisions(services.store, services.accounts, services.master_key)
+        try:
+            report = build_compte_rendu(
+                services.store,
+                decisions,
+                args.case_id,
+                open_raw=raw_opener(services.master_key),
+                now=datetime.now(UTC),
+            )
+        except ReportError as exc:
+            _audit(services, "report.read", f"case:{args.case_id[:80]}", {"found": False})
+            print(f"samu records: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        _audit(services, "report.read", f"case:{args.case_id}", {"found": True})
+        if args.sign:
+            password = prompt_secret("Password: ", "SAMU_PASSWORD")
+            totp = prompt_secret("TOTP code: ", "SAMU_TOTP")
+            try:
+                session = services.accounts.login(args.user, password, totp, local_terminal())
+            except AuthError as exc:
+                print(f"samu records: {exc}", file=sys.stderr)
+                return EXIT_CHECK_FAILED
+            try:
+                report["report_id"] = sign_compte_rendu(
+                    services.store, services.accounts, services.master_key, session, report
+                )
+            except (Denied, ReportError) as exc:
+                print(f"samu records: signature refused: {exc}", file=sys.stderr)
+                return EXIT_CHECK_FAILED
+            finally:
+                services.accounts.logout(session)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_markdown(report))
+        if args.sign:
+            print(f"\nSigné : {report['report_id']} par {args.user}")
+    return EXIT_OK

@@ -18,6 +18,7 @@ from console.ingest._pipeline import (
     StoredObservation,
     iso,
     quarantine_rows,
+    raw_opener,
 )
 from console.ingest._registry import (
     DeviceInfo,
@@ -45,6 +46,7 @@ __all__ = [
     "StoredObservation",
     "iso",
     "quarantine_rows",
+    "raw_opener",
     "read_key_file",
     "write_key_file",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -410,6 +410,12 @@ class Ingest:
                 )
             )
         return tuple(out)
+
+
+def raw_opener(master_key: bytes) -> Callable[[bytes], bytes]:
+    """Opens the sealed raw bytes kept with messages and quarantined items (provenance)."""
+    ring = MasterKeyRing(master_key)
+    return lambda sealed: ring.open_secret(_RAW_CONTEXT, sealed)
 
 
 def quarantine_rows(store: Store, master_key: bytes) -> list[dict[str, object]]:
