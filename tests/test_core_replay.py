@@ -112,3 +112,27 @@ def test_a_restarted_core_keeps_its_cases_and_latest_values(services: Services) 
     assert "implant: lead impedance out of range" in view.reasons  # measured, still true
     again.tick(now + 1)  # no change, no duplicate case
     assert services.store.fetchone("SELECT count(*) FROM cases")[0] == 1
+
+
+def test_device_chaos_is_quarantined_and_raises_one_incident_per_kind(
+    services: Services,
+) -> None:
+    result = replay("device-chaos", services)
+    reasons = dict(
+        services.store.fetchall("SELECT reason, count(*) FROM quarantine GROUP BY reason")
+    )
+    assert {"mac", "unknown_device", "too_large"} <= set(reasons)
+    incidents = services.store.fetchall("SELECT kind, category, object FROM incidents ORDER BY id")
+    assert ("security", "mac-failure", "device:ehpad-chaos/temp-c2") in incidents
+    assert ("security", "unknown-device", "device:ehpad-chaos/unenrolled-temp-c2") in incidents
+    # A flood of bad MACs is one incident to review, not one per message.
+    assert sum(1 for i in incidents if i[1] == "mac-failure") == 1 < reasons["mac"]
+    events = [e for s in result.steps for e in s.events if e.event == "incident"]
+    assert len(events) == len(incidents)
+    # Nothing bad ever appears as data: no observation comes from a quarantined sender.
+    assert (
+        services.store.fetchone(
+            "SELECT count(*) FROM observations WHERE device = 'unenrolled-temp-c2'"
+        )[0]
+        == 0
+    )

@@ -655,6 +655,11 @@ class CaseBook:
             )
         return out
 
+    def add_timeline(self, case_id: str, now: float, kind: str, detail: dict[str, Any]) -> None:
+        """One timeline event on a case (an incident, a video event) in its own commit."""
+        with self._store.transaction() as conn:
+            self._timeline(conn, case_id, now, kind, detail)
+
     def open_cases(self) -> dict[str, str]:
         """resident id → open case id."""
         return {r.resident_id: r.case_id for r in self._order if r.case_id is not None}

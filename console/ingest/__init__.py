@@ -28,6 +28,7 @@ from console.ingest._registry import (
     read_key_file,
     write_key_file,
 )
+from console.ingest._watch import IncidentWatch, RaisedIncident
 
 __all__ = [
     "CLOCK_TOLERANCE_S",
@@ -37,11 +38,13 @@ __all__ = [
     "DeviceRegistry",
     "Duplicate",
     "EnrolmentError",
+    "IncidentWatch",
     "Incoming",
     "Ingest",
     "IngestStats",
     "Outcome",
     "Quarantined",
+    "RaisedIncident",
     "Sender",
     "StoredObservation",
     "iso",

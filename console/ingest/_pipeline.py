@@ -212,6 +212,11 @@ class Ingest:
         if patients is not None:
             self._patients = dict(patients)
 
+    @property
+    def bindings(self) -> dict[tuple[str, str], str | None]:
+        """(site, device) → the resident it is bound to."""
+        return self._patients
+
     def seal_raw(self, raw: bytes) -> bytes:
         return self._ring.seal_secret(_RAW_CONTEXT, raw)
 

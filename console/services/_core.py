@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from console.cases import CaseBook, CaseEvent
-from console.ingest import Accepted, Incoming, Ingest, Outcome, Quarantined
+from console.ingest import Accepted, IncidentWatch, Incoming, Ingest, Outcome, Quarantined
 from console.services._compose import Services
 
 
@@ -57,6 +57,7 @@ class RegulationCore:
             deescalate_after_s=settings.triage.deescalate_after_s,
         )
         self.cases.restore(now)
+        self.watch = IncidentWatch(services.store)
 
     def _bindings(self) -> dict[tuple[str, str], str | None]:
         return {(d.site, d.device): d.patient for d in self.services.devices.list()}
@@ -89,6 +90,22 @@ class RegulationCore:
                         },
                     )
                 )
+        bindings = self.ingest.bindings
+        cases = self.cases.open_cases()
+        for inc in self.watch.observe(outcomes, now):
+            resident = bindings.get((inc.site or "", inc.device or ""))
+            case_id = cases.get(f"{inc.site}/{resident}") if resident else None
+            detail = {
+                "incident": inc.incident_id,
+                "kind": inc.kind,
+                "category": inc.category,
+                "site": inc.site,
+                "device": inc.device,
+                "title": inc.title,
+            }
+            if case_id is not None:
+                self.cases.add_timeline(case_id, now, "incident", detail)
+            events.append(CaseEvent("incident", case_id, None, now, detail))
         return Received(outcomes, events)
 
     def tick(self, now: float) -> list[CaseEvent]:
