@@ -136,3 +136,22 @@ def test_device_chaos_is_quarantined_and_raises_one_incident_per_kind(
         )[0]
         == 0
     )
+
+
+def test_video_consent_is_kept_per_session_and_nothing_of_the_stream(
+    services: Services,
+) -> None:
+    replay("bronchiolitis-video-withdrawn", services)
+    events = [
+        r[0]
+        for r in services.store.fetchall(
+            "SELECT event FROM video_events WHERE session = 'vs-0412' ORDER BY event_id"
+        )
+    ]
+    assert events[0] == "link_sent"
+    assert "consent_granted" in events and "consent_withdrawn" in events
+    assert events.index("consent_granted") < events.index("consent_withdrawn")
+    (by, how) = services.store.fetchone(
+        "SELECT consent_by, how FROM video_events WHERE event = 'consent_granted'"
+    )
+    assert by and how in ("verbal", "link")

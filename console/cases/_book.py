@@ -42,7 +42,7 @@ from console.triage import (
     triage,
 )
 from console.triage import PARAMETERS as TRIAGE_PARAMETERS
-from protocols import BilanBody, ImplantBody
+from protocols import BilanBody, ImplantBody, VideoBody
 
 OPEN_STATUSES = ("PROGRAM", "ACTIF")  # spelled out in restore()'s SQL too
 #: LOINC code → NEWS2 parameter (``console.triage.PARAMETERS`` names).
@@ -57,6 +57,8 @@ PARAMETER_OF_CODE = {
 }
 _NUMERIC = ("resp_rate", "spo2", "systolic_bp", "heart_rate", "temperature")
 SOURCES = ("bilan", "implant", "vitals", "call", "video")
+#: Packet loss from which a video stream is degraded enough to be on the timeline.
+DEGRADED_LOSS_PCT = 10.0
 _RANK = {name: i for i, name in enumerate(PRIORITY_NAMES)}
 
 
@@ -322,6 +324,9 @@ class CaseBook:
         events: list[CaseEvent] = []
         with self._store.transaction() as conn:
             for a in accepted:
+                if isinstance(a.envelope.body, VideoBody):
+                    events += self._video(conn, a, a.envelope.body, now)
+                    continue
                 if a.resident is None:
                     continue
                 res = self._resident(conn, a.site, a.resident, now)
@@ -342,6 +347,8 @@ class CaseBook:
                     events += self._bilan(conn, res, a, body, now)
                 elif isinstance(body, ImplantBody):
                     events += self._implant(conn, res, a, body, now)
+                elif isinstance(body, VideoBody):
+                    continue  # video events name no resident: handled below
                 elif a.observations and res.case_id is not None:
                     self._add_source(conn, res.case_id, "vitals", now)
         return events
@@ -414,6 +421,43 @@ class CaseBook:
                 0, CaseEvent("case_opened", case_id, res.resident_id, now, {"source": "implant"})
             )
         return events
+
+    def _video(
+        self, conn: sqlite3.Connection, a: Accepted, body: VideoBody, now: float
+    ) -> list[CaseEvent]:
+        """A video-link event: kept per session; on the case's timeline when the link
+        was sent for one of ours (the console sends links with its case id)."""
+        consent = body.consent
+        loss = body.quality.loss_pct if body.quality is not None else None
+        conn.execute(
+            "INSERT INTO video_events (session, case_ref, msg_id, event, at, consent_by,"
+            " relation, how, loss_pct, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                body.session,
+                body.case,
+                a.msg_id,
+                body.event,
+                body.time.isoformat(),
+                consent.by if consent else None,
+                consent.relation if consent else None,
+                consent.how if consent else None,
+                loss,
+                f"gateway:{a.envelope.device}",
+            ),
+        )
+        detail: dict[str, Any] = {"session": body.session, "event": body.event}
+        if consent is not None:
+            detail.update(by=consent.by, relation=consent.relation, how=consent.how)
+        if loss is not None:
+            detail["loss_pct"] = loss
+        if body.event == "stream_quality" and (loss is None or loss < DEGRADED_LOSS_PCT):
+            return []  # kept in video_events; not worth a line on the timeline
+        known = conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (body.case,)).fetchone()
+        case_id = body.case if known else None
+        if case_id is not None:
+            self._timeline(conn, case_id, now, "video", detail)
+            self._add_source(conn, case_id, "video", now)
+        return [CaseEvent("video", case_id, None, now, detail)]
 
     # ------------------------------------------------------------------ the tick
 

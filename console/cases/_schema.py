@@ -11,6 +11,8 @@
 * ``triage_results`` — a suggestion the console showed, with the policy version and
   SHA-256 and the observations it used (provenance: a decision names the result it saw).
 * ``case_counters`` — the dossier counter per day (``DRFR15`` + centre + year + day + n).
+* ``video_events`` — the video link's events (the gateway's, and the operator's consent
+  entries): who consented, their relation, how; never anything of the stream itself.
 * ``comptes_rendus`` — signed comptes rendus (append-only, sealed).
 * ``decisions`` — signed régulation decisions (append-only; codes in clear, the signed
   content with its reason sealed).
@@ -158,5 +160,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) STRICT;
         """
         + ";\n".join(v for k, v in PROTECTIVE_TRIGGERS.items() if k.startswith("comptes_rendus")),
+    ),
+    (
+        "0304_video",
+        """
+        CREATE TABLE video_events (
+            event_id INTEGER PRIMARY KEY,
+            session TEXT NOT NULL,
+            case_ref TEXT NOT NULL,
+            msg_id INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            at TEXT NOT NULL,
+            consent_by TEXT,
+            relation TEXT,
+            how TEXT,
+            loss_pct REAL,
+            recorded_by TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX video_events_session ON video_events (session, event_id);
+        CREATE INDEX video_events_case ON video_events (case_ref, event_id);
+        """,
     ),
 ]

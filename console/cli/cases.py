@@ -175,7 +175,14 @@ def _show(args: argparse.Namespace) -> int:
             )
         ]
         case["decisions"] = _decisions_of(services, args.case_id)
-        case["video"] = []
+        case["video"] = [
+            {"session": v[0], "event": v[1], "at": v[2], "by": v[3], "relation": v[4], "how": v[5]}
+            for v in store.fetchall(
+                "SELECT session, event, at, consent_by, relation, how FROM video_events"
+                " WHERE case_ref = ? AND event LIKE 'consent_%' ORDER BY event_id",
+                (args.case_id,),
+            )
+        ]
         _audit(services, "case.read", f"case:{args.case_id}", {"found": True})
     if args.json:
         print(json.dumps(case, ensure_ascii=False))
