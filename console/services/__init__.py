@@ -5,6 +5,17 @@ into the assembled system (:class:`Services`), in one place and one order, so no
 end wires a store, a key or a broker by itself.
 """
 
+from console.services._api import (
+    MAX_BACKLOG,
+    Alarm,
+    BoardDelta,
+    BoardRow,
+    BoardSnapshot,
+    CaseDetail,
+    CompteRenduReply,
+    RegulationService,
+    TimelineEntry,
+)
 from console.services._compose import (
     Services,
     ServicesError,
@@ -16,11 +27,20 @@ from console.services._core import Received, RegulationCore
 from console.services._hub import Hub
 
 __all__ = [
+    "MAX_BACKLOG",
+    "Alarm",
+    "BoardDelta",
+    "BoardRow",
+    "BoardSnapshot",
+    "CaseDetail",
+    "CompteRenduReply",
     "Hub",
     "Received",
     "RegulationCore",
+    "RegulationService",
     "Services",
     "ServicesError",
+    "TimelineEntry",
     "broker_config",
     "check_database_path",
     "open_services",

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from console.ingest import Incoming, Quarantined, iso
+from console.services._api import RegulationService
 from console.services._compose import Services
 from console.services._core import RegulationCore
 from protocols.topics import hub_filters
@@ -55,6 +56,8 @@ class Hub:
         self._last_reload = 0.0
         self.core: RegulationCore | None = None
         self.subscriber: MqttSubscriber | None = None
+        #: The service API on this hub's core (its board deltas fed by every batch/tick).
+        self.api: RegulationService | None = None
 
     def log(self, event: str, **fields: Any) -> None:
         line = {"event": event, "at": iso(self._clock()), **fields}
@@ -78,6 +81,8 @@ class Hub:
         )
         for e in got.events:
             self.log(e.event, **{k: v for k, v in e.as_log().items() if k not in ("event",)})
+        if self.api is not None and got.events:
+            self.api.publish(got.events)
         if unknown and self._clock() - self._last_reload >= KEY_RELOAD_S:
             self._last_reload = self._clock()
             await self._call(self.core.reload_keys)
@@ -90,6 +95,8 @@ class Hub:
             events = await self._call(self.core.tick, self._clock())
             for e in events:
                 self.log(e.event, **{k: v for k, v in e.as_log().items() if k != "event"})
+            if self.api is not None and events:
+                self.api.publish(events)
             await self._call(self.services.store.tick)
             next_at += period
             delay = max(0.0, next_at - time.monotonic())
@@ -102,6 +109,7 @@ class Hub:
         self.core = await self._call(
             lambda: RegulationCore(self.services, now=self._clock(), centre=self.centre)
         )
+        self.api = RegulationService(self.services, run=self._call)
         publisher = None
         if self.broker is not None:
             from console.records import CheckpointPublisher, checkpoint_topic
