@@ -115,7 +115,8 @@ def test_tampered_or_wrong_key_backups_fail(tmp_path: Path) -> None:
     with Store.open(db) as store:
         backup = create_backup(store, tmp_path / "b", key, WHO)
     wrong = verify_backup(backup, os.urandom(32))
-    assert not wrong.ok and "authentication failed" in wrong.problems[0]
+    assert not wrong.ok and "this backup needs master key" in wrong.problems[0]
+    assert f"(of {db.name})" in wrong.problems[0]  # it says which key to look for
 
     enc = backup / "database.sqlite.enc"
     data = bytearray(enc.read_bytes())
@@ -131,6 +132,9 @@ def test_tampered_or_wrong_key_backups_fail(tmp_path: Path) -> None:
     manifest["source"]["events"] += 1
     (backup / "manifest.json").write_text(json.dumps(manifest))
     assert "authentication failed" in verify_backup(backup, key).problems[0]
+    manifest["source"]["master_key_id"] = "0" * 16  # a forged hint: refused, names no key
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    assert not verify_backup(backup, key).ok
 
 
 def test_master_key_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -211,3 +211,26 @@ def test_rights_export_to_file(db, capsys, tmp_path) -> None:
     code, _, err = run(capsys, "--db", str(db), "rights", "export", "--patient", "pat_x")
     assert code == EXIT_USAGE and "no patient" in err
     assert len(events(db, "rights.export")) == 2
+
+
+def test_a_site_is_required_for_a_nurse_and_refused_for_others(db, capsys, monkeypatch) -> None:
+    code, _, err = add(capsys, monkeypatch, db, "nurse9", "ide_ehpad")
+    assert code == EXIT_USAGE and "needs a site" in err
+    monkeypatch.setenv("SAMU_PASSWORD", PW)
+    code, _, err = run(
+        capsys, "--db", str(db), "users", "add", "doc9", "--role", "regulateur", "--site", "x"
+    )
+    assert code == EXIT_USAGE and "ide_ehpad accounts only" in err
+    code, _, _ = run(
+        capsys,
+        "--db",
+        str(db),
+        "users",
+        "add",
+        "nurse9",
+        "--role",
+        "ide_ehpad",
+        "--site",
+        "ehpad-a",
+    )
+    assert code == EXIT_OK

@@ -75,6 +75,16 @@ class Administration:
         if self._ctx.store.fetchone("SELECT 1 FROM accounts WHERE user_id = ?", (uid,)):
             raise AccountExistsError(f"user id {uid!r} already exists (one account per person)")
         check_password_policy(uid, password)
+        if Role.IDE_EHPAD in role_set and not site:
+            raise AccountError(
+                "an ide_ehpad account needs a site (--site): the EHPAD whose residents "
+                "the nurse cares for"
+            )
+        if site and Role.IDE_EHPAD not in role_set:
+            raise AccountError(
+                "a site (--site) applies to ide_ehpad accounts only: the other roles are "
+                "not bound to one EHPAD"
+            )
         secret = new_secret()
         sealed = self._ctx.ring.seal_secret(f"accounts\x00totp_secret\x00{uid}", secret.encode())
         pw_hash = hash_password(password, self._ctx.hasher)

@@ -271,6 +271,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
         report = VerifyReport(db=str(db_path(args)), status="unusable", error=str(exc))
         _print_report(report, args.json)
         return EXIT_USAGE
+    named = getattr(args, "checkpoint_dir", None)
+    if named is not None and not Path(named).is_dir():
+        problem = (
+            f"--checkpoint-dir {named}: no such directory (the outside checkpoints you named "
+            "are missing: were they moved, or is the path mistyped?)"
+        )
+        report = VerifyReport(db=str(db_path(args)), status="unusable", error=problem)
+        _print_report(report, args.json)
+        return EXIT_USAGE
     target = _mqtt_target(args)
     retained = []
     notes = []
@@ -357,6 +366,16 @@ def _audit_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_last_level(path: Path, option: str) -> None:
+    """Only the last level of a named directory is created: a typo must not build a tree."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: exists and is not a directory")
+    if not path.exists() and not path.parent.is_dir():
+        raise UsageError(
+            f"{option} {path}: {path.parent} does not exist (only the last level is created)"
+        )
+
+
 def _audit_checkpoint(args: argparse.Namespace) -> int:
     from console.records import AuditContext, StoreError
 
@@ -364,6 +383,9 @@ def _audit_checkpoint(args: argparse.Namespace) -> int:
     if args.replace_retained and target is None:
         raise UsageError("--replace-retained needs --mqtt URL (or SAMU_MQTT__URL)")
     who = AuditContext.local()
+    named = getattr(args, "checkpoint_dir", None)
+    if named is not None:
+        _check_last_level(Path(named), "--checkpoint-dir")
     with _store(args) as store:
         store.append_audit(who.event("audit.checkpoint", "audit-trail"))
         try:
@@ -374,6 +396,13 @@ def _audit_checkpoint(args: argparse.Namespace) -> int:
             print(f"checkpoint refused: {exc}", file=sys.stderr)
             return EXIT_CHECK_FAILED
         where = store.checkpoint_dir / checkpoint.file_name()
+        if not where.is_file():
+            print(
+                f"checkpoint signed in the database, but it could not be written to {where}: "
+                "see the error above",
+                file=sys.stderr,
+            )
+            return EXIT_CHECK_FAILED
     if args.json:
         doc: dict[str, Any] = {**checkpoint.to_file_json(), "file": str(where)}
         if target is not None:
@@ -479,6 +508,8 @@ def _record_supersede(store: Store, who: AuditContext, target: _MqttTarget, why:
 def _backup_create(args: argparse.Namespace) -> int:
     from console.records import AuditContext, BackupError, create_backup
 
+    _check_last_level(Path(args.to), "--to")
+
     target = _mqtt_target(args)
     who = AuditContext.local()
     with services_of(args) as services:
@@ -508,7 +539,10 @@ def _backup_create(args: argparse.Namespace) -> int:
 def _backup_verify(args: argparse.Namespace) -> int:
     from console.records import BackupError, verify_backup
 
-    key = _master_key(args, create=False)
+    try:
+        key = _master_key(args, create=False)
+    except UsageError as exc:
+        raise UsageError(f"{exc}; {_backup_key_hint(Path(args.backup))}") from None
     try:
         check = verify_backup(args.backup, key)
     except BackupError as exc:
@@ -528,6 +562,20 @@ def _backup_verify(args: argparse.Namespace) -> int:
     else:
         print(check.summary())
     return EXIT_OK if check.ok else EXIT_CHECK_FAILED
+
+
+def _backup_key_hint(backup: Path) -> str:
+    """Which master key a backup needs, from its manifest (no secret in it)."""
+    try:
+        source = json.loads((backup / "manifest.json").read_text(encoding="utf-8"))["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "this backup needs the master key of the database it was made from"
+    key_id = source.get("master_key_id")
+    which = f" (master key id {key_id})" if key_id else ""
+    return (
+        f"this backup was made from {source.get('db', 'a database')}{which}: point "
+        f"SAMU_MASTER_KEY_FILE at that database's key file ({source.get('db', '<db>')}.key)"
+    )
 
 
 def _backup_restore(args: argparse.Namespace) -> int:

@@ -42,7 +42,13 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from console.crypto import derive_key, fsync_dir, write_private_file
+from console.crypto import (
+    MasterKeyRing,
+    derive_key,
+    fsync_dir,
+    make_private_dir,
+    write_private_file,
+)
 from console.records._audit import AuditContext, last_position
 from console.records._checkpoint import checkpoint_dir_for, installation_key_path
 from console.records._errors import StoreError
@@ -102,7 +108,9 @@ def _encrypt_file(src: Path, dst: Path, key: bytes, aad: bytes) -> dict[str, Any
     encryptor.authenticate_additional_data(aad)
     plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
     plain_size = 0
-    with src.open("rb") as fin, dst.open("wb") as fout:
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # the umask cannot widen it
+    with src.open("rb") as fin, os.fdopen(fd, "wb") as fout:
         while chunk := fin.read(_CHUNK):
             plain_hash.update(chunk)
             plain_size += len(chunk)
@@ -167,7 +175,12 @@ def create_backup(store: Store, to_dir: Path, master_key: bytes, who: AuditConte
     copy holds the record of its own making and a signed statement covering it.
     """
     to_dir = Path(to_dir)
-    to_dir.mkdir(parents=True, exist_ok=True)
+    if to_dir.exists() and not to_dir.is_dir():
+        raise BackupError(f"{to_dir} exists and is not a directory")
+    try:
+        make_private_dir(to_dir)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise BackupError(f"cannot create {to_dir}: {exc}") from None
     backup_id = uuid.uuid4().hex
     created = datetime.now(UTC)
     stamp = created.strftime("%Y%m%dT%H%M%SZ")
@@ -186,7 +199,7 @@ def create_backup(store: Store, to_dir: Path, master_key: bytes, who: AuditConte
             copy.execute("PRAGMA journal_mode = DELETE")
             size, head = last_position(copy)
             checkpoints = copy.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
-        partial.mkdir()
+        make_private_dir(partial)
         files = [
             _encrypt_file(plain_db, partial / f"{DB_FILE}.enc", enc_key, _aad(backup_id, DB_FILE))
         ]
@@ -204,6 +217,7 @@ def create_backup(store: Store, to_dir: Path, master_key: bytes, who: AuditConte
             "created": created.isoformat(timespec="seconds"),
             "source": {
                 "db": store.path.name,
+                "master_key_id": MasterKeyRing(master_key).key_id,
                 "log_id": store.log_id,
                 "events": size,
                 "chain_head": head.hex(),
@@ -214,7 +228,10 @@ def create_backup(store: Store, to_dir: Path, master_key: bytes, who: AuditConte
             "files": files,
         }
         manifest["mac"] = _mac(manifest, mac_key)
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_private_file(
+            partial / MANIFEST,
+            (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+        )
         with (partial / MANIFEST).open("rb") as fh:
             os.fsync(fh.fileno())
         fsync_dir(partial)
@@ -253,6 +270,17 @@ def _read_manifest(path: Path, master_key: bytes) -> tuple[dict[str, Any], bytes
     except (KeyError, TypeError, ValueError) as exc:
         raise BackupError(f"{path}: manifest has no usable KDF salt") from exc
     enc_key, mac_key = _keys(master_key, salt)
+    source = manifest.get("source")
+    source = source if isinstance(source, dict) else {}
+    wanted, made_from = source.get("master_key_id"), source.get("db", "its database")
+    given = MasterKeyRing(master_key).key_id
+    if isinstance(wanted, str) and wanted != given:
+        # Said before the MAC check (which would only say "authentication failed"): the
+        # id is a fingerprint, not a secret, and names the key to look for.
+        raise BackupError(
+            f"{path}: this backup needs master key {wanted} (of {made_from}), the key "
+            f"given is {given}: point SAMU_MASTER_KEY_FILE at {made_from}.key"
+        )
     if not hmac.compare_digest(str(manifest.get("mac", "")), _mac(manifest, mac_key)):
         raise BackupError(
             f"{path}: manifest authentication failed (wrong master key, or the manifest "
@@ -283,7 +311,9 @@ def _check_into(path: Path, master_key: bytes, work: Path) -> tuple[BackupCheck,
             continue
         target = work / str(entry.get("plaintext"))
         try:
-            with target.open("wb") as out:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # health data: owner-only, whatever the umask
+            with os.fdopen(fd, "wb") as out:
                 digest = _decrypt_file(
                     src,
                     out,
@@ -353,6 +383,7 @@ def restore_backup(
             aside = target.with_name(f"{target.name}.pre-restore-{stamp}")
             os.replace(target, aside)
             moved.append(str(aside))
+        os.chmod(plain[DB_FILE], 0o600)  # the restored database is owner-only, as the original
         os.replace(plain[DB_FILE], target)
         fsync_dir(target.parent)
         key_path = installation_key_path(target)

@@ -1,0 +1,92 @@
+"""Defects found by using ``samu audit|backup`` as a new user would (issue 11): each one
+failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.cli import EXIT_OK, EXIT_USAGE, main
+
+PW = "correct horse battery staple"
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "samu.db"
+    monkeypatch.setenv("SAMU_PASSWORD", PW)
+    assert main(["users", "add", "boss", "--role", "admin", "--db", str(path)]) == EXIT_OK
+    monkeypatch.delenv("SAMU_PASSWORD")
+    yield path
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_named_checkpoint_directory_that_is_missing_is_a_failure(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code = main(["audit", "verify", "--db", str(db), "--checkpoint-dir", str(tmp_path / "gone")])
+    out = capsys.readouterr().out
+    assert code == EXIT_USAGE and "no such directory" in out
+
+
+def test_only_the_last_level_of_a_directory_is_created(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / "no" / "such" / "cp"
+    assert (
+        main(["audit", "checkpoint", "--db", str(db), "--checkpoint-dir", str(deep)]) == EXIT_USAGE
+    )
+    assert "only the last level is created" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+    assert main(["backup", "create", "--db", str(db), "--to", str(deep)]) == EXIT_USAGE
+    assert not (tmp_path / "no").exists()
+    a_file = tmp_path / "f"
+    a_file.write_text("")
+    assert main(["backup", "create", "--db", str(db), "--to", str(a_file)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is not a directory" in err and "Traceback" not in err
+
+
+def test_outside_evidence_is_owner_only_whatever_the_umask(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = os.umask(0)
+    try:
+        assert main(["backup", "create", "--db", str(db), "--to", str(tmp_path / "bk")]) == EXIT_OK
+        cp = tmp_path / "cp"
+        assert (
+            main(["audit", "checkpoint", "--db", str(db), "--checkpoint-dir", str(cp)]) == EXIT_OK
+        )
+    finally:
+        os.umask(old)
+    (backup,) = (tmp_path / "bk").iterdir()
+    assert mode(tmp_path / "bk") == 0o700 and mode(backup) == 0o700 and mode(cp) == 0o700
+    assert {mode(f) for f in backup.iterdir()} == {0o600}
+    assert {mode(f) for f in cp.iterdir()} == {0o600}
+    capsys.readouterr()
+    monkeypatch.setenv("SAMU_MASTER_KEY_FILE", f"{db}.key")
+    restored = tmp_path / "restored.db"
+    assert main(["backup", "restore", str(backup), "--db", str(restored)]) == EXIT_OK
+    assert mode(restored) == 0o600  # as the original
+
+
+def test_backup_verify_says_which_key_it_needs(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["backup", "create", "--db", str(db), "--to", str(tmp_path / "bk")]) == EXIT_OK
+    (backup,) = (tmp_path / "bk").iterdir()
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "bk")  # no ./samu.db.key here
+    assert main(["backup", "verify", str(backup)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "this backup was made from samu.db" in err and "SAMU_MASTER_KEY_FILE" in err
+    monkeypatch.setenv("SAMU_MASTER_KEY_FILE", f"{db}.key")
+    assert main(["backup", "verify", str(backup)]) == EXIT_OK
