@@ -90,3 +90,25 @@ def test_backup_verify_says_which_key_it_needs(
     assert "this backup was made from samu.db" in err and "SAMU_MASTER_KEY_FILE" in err
     monkeypatch.setenv("SAMU_MASTER_KEY_FILE", f"{db}.key")
     assert main(["backup", "verify", str(backup)]) == EXIT_OK
+
+
+def test_an_outside_file_pruned_while_verifying_is_not_a_forgery(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live writer keeps the newest outside files and deletes older ones: a file listed
+    by verify and gone before it is read must not be judged forged."""
+    from console.records import verify_trail
+    from console.records._checkpoint import read_outside
+
+    directory = Path(f"{db}.checkpoints")
+    real_glob = Path.glob
+
+    def glob_with_a_vanished_file(self: Path, pattern: str):  # type: ignore[no-untyped-def]
+        yield from real_glob(self, pattern)
+        if self == directory:
+            yield directory / "checkpoint-000000000001-20260101000000000000-deadbeef.json"
+
+    monkeypatch.setattr(Path, "glob", glob_with_a_vanished_file)
+    assert all(f.checkpoint is not None for f in read_outside(directory))
+    report = verify_trail(db)
+    assert report.status == "intact", report.details()

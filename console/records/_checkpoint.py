@@ -41,6 +41,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,11 +300,19 @@ def read_outside(directory: Path) -> list[OutsideFile]:
     for path in sorted(directory.glob("*.json")):
         if path.name.startswith("."):
             continue
-        if not path.is_file():  # a FIFO would block the read, a directory cannot be read
+        # A file that vanished since the listing was pruned by a live writer (it keeps the
+        # newest outside files): that is not a forgery, and a live system verifies clean.
+        try:
+            kind = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(kind):  # a FIFO would block the read, a directory cannot be read
             out.append(OutsideFile(path, None, "not a regular file"))
             continue
         try:
             checkpoint = parse_outside_document(path.read_bytes())
+        except FileNotFoundError:
+            continue
         except OSError as exc:
             out.append(OutsideFile(path, None, f"{type(exc).__name__}: {exc}"))
             continue
