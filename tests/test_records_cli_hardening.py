@@ -112,3 +112,56 @@ def test_an_outside_file_pruned_while_verifying_is_not_a_forgery(
     assert all(f.checkpoint is not None for f in read_outside(directory))
     report = verify_trail(db)
     assert report.status == "intact", report.details()
+
+
+def _forge(db: Path) -> None:
+    """Append one event with correct (unkeyed) hashes, as anyone who can write the file
+    can: no key and no trigger bypass are needed to append."""
+    import sqlite3
+
+    from console.records import AuditEvent
+    from console.records._audit import append_rows
+
+    conn = sqlite3.connect(db)
+    with conn:
+        append_rows(
+            conn,
+            [
+                AuditEvent(
+                    actor="drmartin",
+                    role="regulateur",
+                    terminal="t1",
+                    action="clinical.read",
+                    object="patient:p1",
+                    purpose="normal",
+                    outcome="success",
+                    detail={},
+                )
+            ],
+        )
+    conn.close()
+
+
+def test_events_appended_after_a_clean_close_are_never_signed(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.records import Store, StoreError, verify_trail
+
+    _forge(db)
+    report = verify_trail(db)
+    assert report.status == "damaged" and report.uncovered == 1
+    assert "appended after the last writer closed cleanly" in report.first.detail  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="no writer wrote them"):
+        Store.open(db)  # the next writer refuses to sign over the forgery
+    assert verify_trail(db).status == "damaged"  # and nothing was signed meanwhile
+
+
+def test_a_running_writer_s_uncovered_tail_is_reported_not_damaged(db: Path) -> None:
+    from console.records import AuditContext, Store, verify_trail
+
+    with Store.open(db, checkpoint_every=1000) as store:
+        store.append_audit(AuditContext.local().event("test.event", "x"))
+        report = verify_trail(db)
+        assert report.status == "intact" and report.uncovered == 1
+        assert any("not yet covered by a signed checkpoint" in n for n in report.notes)
+    assert verify_trail(db).uncovered == 0  # the clean close covered it

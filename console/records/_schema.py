@@ -154,7 +154,24 @@ CREATE TABLE incident_notes (
     *INCIDENT_TRIGGERS.values(),
 )
 
+#: Writers that opened the store, and how each one ended: a clean close records the tree
+#: size it left covered. Events beyond that, with every writer closed, were appended by
+#: no writer (``samu audit verify`` reports them). Not evidence itself (no trigger): the
+#: signed checkpoints are; this only tells a live or crashed writer from a forger.
+_WRITERS = """
+CREATE TABLE audit_writers (
+    id INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT,
+    ended TEXT CHECK (ended IN ('clean', 'crashed')),
+    covered INTEGER
+) STRICT
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("records_0001_audit_trail", _AUDIT),
     ("records_0002_incidents", _INCIDENTS),
+    ("records_0003_writers", _WRITERS),
 ]

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -154,6 +155,11 @@ class Store:
         self._reader_conns: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._listeners: list[Callable[[Checkpoint], None]] = []
+        #: Seq ranges this process appended (committed), above the last checkpoint: a
+        #: checkpoint signs other rows only after they pass the exact check.
+        self._writer_row = 0
+        self._own: list[tuple[int, int]] = []
+        self._own_pending: list[tuple[int, int]] = []
         self.db = sqlite_utils.Database(conn)
 
     # --- opening and closing -----------------------------------------------------------
@@ -232,6 +238,7 @@ class Store:
         if not readonly:
             try:
                 store._register_key()
+                store._register_writer()
                 store._recover_checkpoints()
             except BaseException:
                 conn.close()
@@ -247,6 +254,8 @@ class Store:
             if not self.readonly:
                 with contextlib.suppress(StoreError, sqlite3.Error):
                     self.checkpoint(force=False)
+                with contextlib.suppress(StoreError, sqlite3.Error):
+                    self._close_writer()
         finally:
             with self._lock:
                 self._closed = True
@@ -256,6 +265,16 @@ class Store:
             for reader in readers:
                 with contextlib.suppress(sqlite3.Error):
                     reader.close()
+
+    def _close_writer(self) -> None:
+        if not self._writer_row:
+            return
+        with self.transaction() as conn:
+            (covered,) = conn.execute("SELECT max(tree_size) FROM audit_checkpoints").fetchone()
+            conn.execute(
+                "UPDATE audit_writers SET closed_at = ?, ended = 'clean', covered = ? WHERE id = ?",
+                (_now_text(), int(covered or 0), self._writer_row),
+            )
 
     def __enter__(self) -> Store:
         return self
@@ -368,6 +387,7 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             self._post_commit = []
+            self._own_pending = []
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -375,9 +395,12 @@ class Store:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._post_commit = []
+                self._own_pending = []
                 raise
             finally:
                 self._depth = 0
+            self._own.extend(self._own_pending)
+            self._own_pending = []
             pending, self._post_commit = self._post_commit, []
             for checkpoint in pending:
                 self._publish(checkpoint)
@@ -416,6 +439,7 @@ class Store:
     def _append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[int]:
         seqs = append_rows(conn, events)
         first, last = seqs[0], seqs[-1]
+        self._own_pending.append((first, last))
         every = self.checkpoint_every
         due_count = (first - 1) // every != last // every
         due_time = time.monotonic() - self._last_checkpoint_mono >= self.checkpoint_interval_s
@@ -451,6 +475,22 @@ class Store:
             if seq != expected:
                 break
             leaves.append(leaf)
+        from console.records._verify import foreign_row_problem
+
+        covered_before = frontier.size
+        for seq in range(covered_before + 1, covered_before + len(leaves) + 1):
+            if self._is_own(seq):
+                continue
+            problem = foreign_row_problem(conn, seq)
+            if problem is not None:
+                message = (
+                    f"refusing to sign a checkpoint over a row this writer did not append: "
+                    f"{problem}; run `samu audit verify`"
+                )
+                if strict:
+                    raise StoreError(message)
+                log.error(message)
+                return None
         frontier.extend(leaves)
         if frontier.size != size:
             message = (
@@ -484,7 +524,11 @@ class Store:
             ),
         )
         self._post_commit.append(checkpoint)
+        self._own = [(a, b) for a, b in self._own if b > size]
         return checkpoint
+
+    def _is_own(self, seq: int) -> bool:
+        return any(a <= seq <= b for a, b in (*self._own, *self._own_pending))
 
     def add_checkpoint_listener(self, listener: Callable[[Checkpoint], None]) -> None:
         """Call ``listener`` with every checkpoint once committed and written outside.
@@ -585,6 +629,39 @@ class Store:
                 "right key file or point SAMU_INSTALLATION_KEY_FILE at it"
             )
 
+    def _register_writer(self) -> None:
+        """Record this writer; writers of this host whose process is gone crashed.
+
+        Refuses to start when events were appended after the last writer closed
+        cleanly, with no writer running: no writer wrote them, and signing a checkpoint
+        over them would vouch for a forgery (``samu audit verify`` names them).
+        """
+        from console.records._verify import writerless_tail
+
+        host, now = socket.gethostname(), _now_text()
+        with self.transaction() as conn:
+            for row_id, pid in conn.execute(
+                "SELECT id, pid FROM audit_writers WHERE closed_at IS NULL AND host = ?", (host,)
+            ).fetchall():
+                if not _alive(int(pid)):
+                    conn.execute(
+                        "UPDATE audit_writers SET closed_at = ?, ended = 'crashed' WHERE id = ?",
+                        (now, row_id),
+                    )
+            tail = writerless_tail(conn)
+            if tail is not None:
+                covered, last = tail
+                raise StoreError(
+                    f"{last - covered} audit event(s) after seq {covered} were appended after "
+                    "the last writer closed cleanly: no writer wrote them; refusing to sign "
+                    "them - run `samu audit verify` and restore from a verified backup"
+                )
+            cur = conn.execute(
+                "INSERT INTO audit_writers (host, pid, opened_at) VALUES (?, ?, ?)",
+                (host, os.getpid(), now),
+            )
+            self._writer_row = int(cur.lastrowid or 0)
+
     def _recover_checkpoints(self) -> None:
         """Cover events appended before a crash; rewrite a missing outside copy."""
         self.checkpoint(force=False)
@@ -641,6 +718,19 @@ class Store:
         if taken is None:  # nothing new: look again after another interval
             self._last_checkpoint_mono = time.monotonic()
         return taken
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host with ``pid`` exists (signal 0 checks, sends nothing)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def _pending(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> list[str]:

@@ -220,6 +220,8 @@ class VerifyReport:
     chain_head: str | None = None
     checkpoints: int = 0
     outside_checkpoints: int = 0
+    #: Events after the last trusted checkpoint (no signature covers them yet).
+    uncovered: int = 0
     checkpoint_dir: str | None = None
     integrity: str = "ok"
     missing_triggers: list[str] = field(default_factory=list)
@@ -288,6 +290,7 @@ class VerifyReport:
             "chain_head": self.chain_head,
             "checkpoints": self.checkpoints,
             "outside_checkpoints": self.outside_checkpoints,
+            "uncovered": self.uncovered,
             "checkpoint_dir": self.checkpoint_dir,
             "integrity": self.integrity,
             "missing_triggers": self.missing_triggers,
@@ -438,6 +441,40 @@ def _exactly_vouched_leaf(conn: sqlite3.Connection, seq: int, canonical: bytes) 
         return None
     row = conn.execute("SELECT leaf_hash FROM audit_events WHERE seq = ?", (seq,)).fetchone()
     return None if row is None else row[0]
+
+
+def foreign_row_problem(conn: sqlite3.Connection, seq: int) -> str | None:
+    """Why row ``seq`` is not an event this installation could have written, else None.
+
+    For the writer, before it signs a checkpoint over rows it did not append itself
+    (left by a crashed writer, another live process, or whoever can write the file):
+    the row must be the canonical event ``seq``, its columns equal to it, its leaf and
+    chain hashes right. A forger with file access can still append such rows (no key is
+    needed to hash), which is why ``samu audit verify`` reports rows no signature covers.
+    """
+    row = conn.execute(
+        "SELECT canonical, leaf_hash, chain_hash FROM audit_events WHERE seq = ?", (seq,)
+    ).fetchone()
+    if row is None:
+        return f"row {seq} is missing"
+    canonical, leaf, chain = (_blob(v) for v in row)
+    if canonical is None or leaf is None or chain is None:
+        return f"row {seq} has a column that is not a BLOB"
+    if _exactly_vouched_leaf(conn, seq, canonical) != leaf:
+        return f"row {seq} is not the canonical event it claims to be"
+    computed = _LEAF_PREFIX.copy()
+    computed.update(canonical)
+    if computed.digest() != leaf:
+        return f"row {seq}: leaf hash does not match its canonical bytes"
+    prev = ZERO_CHAIN
+    if seq > 1:
+        before = conn.execute(
+            "SELECT chain_hash FROM audit_events WHERE seq = ?", (seq - 1,)
+        ).fetchone()
+        prev = (None if before is None else _blob(before[0])) or b""
+    if _sha256(prev + leaf).digest() != chain:
+        return f"row {seq}: chain hash does not follow row {seq - 1}"
+    return None
 
 
 def _fast_scan(
@@ -736,6 +773,26 @@ def _verify_open(
         )
     report.checkpoints = len(inside)
     report.outside_checkpoints = len(outside)
+    signed = max((cp.tree_size for cp in inside), default=0)
+    signed = max(signed, max((cp.tree_size for _, cp in outside), default=0))
+    report.uncovered = max(0, n - signed)
+    tail = writerless_tail(conn)
+    if tail is not None and not report.damages:  # a finer diagnosis of the rows wins
+        covered, last = tail
+        report.damages.append(
+            Damage(
+                "edited",
+                covered + 1,
+                f"{last - covered} event(s) after seq {covered} were appended after the last "
+                "writer closed cleanly: no writer wrote them",
+            )
+        )
+    elif report.uncovered:
+        report.notes.append(
+            f"{report.uncovered} event(s) after seq {n - report.uncovered} are not yet covered "
+            "by a signed checkpoint (a running writer signs them soon; a crashed one at its "
+            "next start)"
+        )
     if n:
         head = _chain_at(conn, n)
         report.chain_head = head.hex() if head else None
@@ -1057,3 +1114,28 @@ def _size_in_name(name: str) -> int | None:
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def writerless_tail(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """``(covered, last)`` when events after ``covered`` were appended while no writer
+    ran: every writer that opened the store has ended, the last one cleanly, leaving
+    ``covered`` events under its final checkpoint, and the log goes on to ``last``.
+
+    None when a writer may be running (or crashed: its rows are then the crash's to
+    recover), or when nothing follows the clean close.
+    """
+    try:
+        rows = conn.execute(
+            "SELECT closed_at, ended, covered FROM audit_writers ORDER BY closed_at, id"
+        ).fetchall()
+    except sqlite3.Error:
+        return None  # a database from before the writers table
+    if not rows or any(closed is None for closed, _, _ in rows):
+        return None
+    _, ended, covered = rows[-1]
+    if ended != "clean" or not isinstance(covered, int):
+        return None
+    (last,) = conn.execute("SELECT max(seq) FROM audit_events").fetchone()
+    if isinstance(last, int) and last > covered:
+        return covered, last
+    return None
