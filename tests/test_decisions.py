@@ -15,10 +15,16 @@ from argon2 import PasswordHasher
 
 import scenarios
 from console.auth import AccountService, LocalOperator, code_at
-from console.cases import CASE_ID, load_codes
+from console.cases import CASE_ID, default_dir, load_codes
 from console.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, main
 from console.services import open_services
 from console.settings import Settings
+
+#: Decisions read the official Hub Santé code lists, which live outside the repository.
+pytestmark = pytest.mark.skipif(
+    not (default_dir() / "nomenclatures").is_dir(),
+    reason=f"Hub Santé nomenclatures absent ({default_dir()}): ../shared/reference is not here",
+)
 
 PW = "correct horse battery staple"
 OP = LocalOperator("tester", "pts/test")

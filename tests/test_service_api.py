@@ -12,9 +12,15 @@ import pytest
 
 import scenarios
 from console.auth import Denied, LocalOperator, Session, code_at
-from console.cases import CaseEvent, DecisionRequest
+from console.cases import CaseEvent, DecisionRequest, default_dir
 from console.services import MAX_BACKLOG, RegulationService, Services, open_services
 from console.settings import Settings
+
+#: Decisions read the official Hub Santé code lists, which live outside the repository.
+pytestmark = pytest.mark.skipif(
+    not (default_dir() / "nomenclatures").is_dir(),
+    reason=f"Hub Santé nomenclatures absent ({default_dir()}): ../shared/reference is not here",
+)
 
 PW = "correct horse battery staple"
 OP = LocalOperator("tester", "pts/test")

@@ -12,7 +12,7 @@ from console.cases._book import (
     ResidentView,
     resident_id,
 )
-from console.cases._codes import LISTS, CodeList, CodesError, load_codes
+from console.cases._codes import LISTS, CodeList, CodesError, default_dir, load_codes
 from console.cases._decisions import (
     Decision,
     DecisionError,
@@ -46,6 +46,7 @@ __all__ = [
     "ResidentView",
     "build_compte_rendu",
     "code_labels",
+    "default_dir",
     "load_codes",
     "render_markdown",
     "resident_id",
