@@ -20,7 +20,9 @@ with two decisions the contract leaves open, taken here:
   avoid exponents, which are where those printers differ.
 
 Strings that are not valid Unicode (lone surrogates, which ``json.loads`` can produce
-from ``"\\ud800"``) cannot be encoded as UTF-8 and are refused too.
+from ``"\\ud800"``) cannot be encoded as UTF-8 and are refused too, and so is an object
+nested deeper than the interpreter can serialise (a ``RecursionError`` inside the
+encoder): the wire parser refuses such nesting too, so no sender can be asked to sign it.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ def canonical_json(obj: object) -> bytes:
         The canonical UTF-8 bytes.
 
     Raises:
-        CanonicalJsonError: NaN or ±Infinity, a value JSON cannot represent, or a string
-            that is not valid Unicode.
+        CanonicalJsonError: NaN or ±Infinity, a value JSON cannot represent, a string
+            that is not valid Unicode, or nesting too deep to serialise.
     """
     try:
         return _encoder.encode(obj).encode("utf-8")
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
         raise CanonicalJsonError(f"no canonical JSON form: {exc}") from exc
+    except RecursionError:
+        raise CanonicalJsonError("no canonical JSON form: nested too deep") from None

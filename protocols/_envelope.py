@@ -265,6 +265,31 @@ def _unsigned(envelope: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in envelope.items() if k != "mac"}
 
 
+def _require_object(envelope: object) -> None:
+    """Refuse, with the module's own error, what cannot be an envelope at all.
+
+    The wire path can only produce a dict (:func:`decode_envelope_json` refuses any
+    other top level); the public functions taking JSON data say the same thing about a
+    list, a string, ``None`` or undecoded bytes instead of failing on ``.get``.
+    """
+    if not isinstance(envelope, Mapping):
+        hint = (
+            " (parse received bytes with open_envelope or decode_envelope_json)"
+            if isinstance(envelope, bytes | bytearray | memoryview | str)
+            else ""
+        )
+        raise EnvelopeError(
+            "json", f"an envelope is a JSON object, got {type(envelope).__name__}{hint}"
+        )
+
+
+def _canonical(data: Mapping[str, Any]) -> bytes:
+    try:
+        return canonical_json(data)
+    except CanonicalJsonError as exc:  # NaN, a non-JSON value, nesting too deep
+        raise EnvelopeError("json", str(exc)) from exc
+
+
 def sign_envelope(envelope_without_mac: Mapping[str, Any] | Envelope, key: bytes) -> dict[str, Any]:
     """Return the envelope as JSON data with its ``mac``.
 
@@ -274,17 +299,20 @@ def sign_envelope(envelope_without_mac: Mapping[str, Any] | Envelope, key: bytes
     :meth:`Envelope.to_wire`.
 
     Raises:
-        ValueError: empty key, or the envelope has no canonical JSON form.
+        ValueError: empty key; :class:`EnvelopeError` ``json`` (a ``ValueError`` too) when
+            the envelope is not an object or has no canonical JSON form.
     """
     if not key:
         raise ValueError("empty key")
+    if not isinstance(envelope_without_mac, Envelope):
+        _require_object(envelope_without_mac)
     data = (
         envelope_without_mac.to_wire()
         if isinstance(envelope_without_mac, Envelope)
         else dict(envelope_without_mac)
     )
     unsigned = _unsigned(data)
-    unsigned["mac"] = compute_mac(canonical_json(unsigned), key)
+    unsigned["mac"] = compute_mac(_canonical(unsigned), key)
     return unsigned
 
 
@@ -292,10 +320,13 @@ def encode_envelope(envelope: Mapping[str, Any] | Envelope) -> bytes:
     """The bytes to publish: canonical JSON, at most 64 KiB.
 
     Raises:
-        EnvelopeError: ``oversize``.
+        EnvelopeError: ``oversize``; ``json`` when the envelope is not an object or has
+            no canonical JSON form.
     """
+    if not isinstance(envelope, Envelope):
+        _require_object(envelope)
     data = envelope.to_wire() if isinstance(envelope, Envelope) else envelope
-    raw = canonical_json(data)
+    raw = _canonical(data)
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(
             "oversize", f"{len(raw)} bytes, the limit is {MAX_ENVELOPE_BYTES} (64 KiB)"
@@ -350,8 +381,10 @@ def decode_envelope_json(data: bytes | bytearray | memoryview | str) -> dict[str
             raw = data.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise EnvelopeError("json", "text is not valid Unicode") from exc
-    else:
+    elif isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
+    else:  # bytes(10**9) would allocate a gigabyte of zeros before the size check
+        raise EnvelopeError("json", f"received data is bytes or text, got {type(data).__name__}")
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(
             "oversize", f"{len(raw)} bytes, the limit is {MAX_ENVELOPE_BYTES} (64 KiB)"
@@ -376,6 +409,8 @@ def decode_envelope_json(data: bytes | bytearray | memoryview | str) -> dict[str
 def _validate(envelope: Mapping[str, Any]) -> Envelope:
     try:
         return Envelope.model_validate(envelope)
+    except RecursionError:
+        raise EnvelopeError("schema", "envelope nested too deep to validate") from None
     except ValidationError as exc:
         parts = []
         for err in exc.errors(include_url=False, include_input=False)[:5]:
@@ -401,8 +436,11 @@ def verify_envelope(envelope: Mapping[str, Any], keyring: KeyRing) -> Envelope:
     Raises:
         MacError: ``unknown-sender`` (no key for its site/device) or ``mac`` (missing,
             malformed or wrong MAC).
-        EnvelopeError: ``json`` (no canonical form) or ``schema``.
+        EnvelopeError: ``json`` (not an object, or no canonical form: NaN, a non-JSON
+            value, nesting too deep — what the wire path refuses as ``json`` too) or
+            ``schema``.
     """
+    _require_object(envelope)
     site, device = envelope.get("site"), envelope.get("device")
     if not isinstance(site, str) or not isinstance(device, str):
         raise MacError("unknown-sender", "site and device must be strings")
@@ -411,10 +449,7 @@ def verify_envelope(envelope: Mapping[str, Any], keyring: KeyRing) -> Envelope:
     mac = envelope.get("mac")
     if not isinstance(mac, str):
         raise MacError("mac", "no mac")
-    try:
-        message = canonical_json(_unsigned(envelope))
-    except CanonicalJsonError as exc:
-        raise EnvelopeError("json", str(exc)) from exc
+    message = _canonical(_unsigned(envelope))
     if keyring.match(site, device, message, mac) is None:
         raise MacError("mac", f"MAC does not verify for {site}/{device}")
     return _validate(envelope)

@@ -98,7 +98,7 @@ temperature = record(
 heart_rate = record(
     "heart_rate",
     st.fixed_dictionaries(
-        {"heart_rate_bpm": st.integers(20, 400)},
+        {"heart_rate_bpm": st.integers(20, 300)},
         optional={
             "rr_ms": st.lists(st.integers(200, 2500).map(lambda t: t * 1000 / 1024), max_size=20)
         },
@@ -209,7 +209,7 @@ masimo_records = st.fixed_dictionaries(
             {},
             optional={
                 "spo2_pct": st.one_of(st.none(), st.integers(0, 100)),
-                "pulse_bpm": st.one_of(st.none(), st.integers(0, 999)),
+                "pulse_bpm": st.one_of(st.none(), st.integers(0, 300)),
             },
         ).filter(bool)
     },
@@ -251,7 +251,7 @@ def test_masimo_encode_decode(rec: dict[str, Any]) -> None:
             "values": st.fixed_dictionaries(
                 {
                     "spo2_pct": st.one_of(st.none(), st.integers(0, 100)),
-                    "pulse_bpm": st.one_of(st.none(), st.integers(0, 510)),
+                    "pulse_bpm": st.one_of(st.none(), st.integers(0, 300)),
                 }
             ),
             "status": st.sets(

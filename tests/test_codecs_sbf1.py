@@ -70,14 +70,14 @@ def test_crc_is_checked_before_the_header() -> None:
 
 
 def test_largest_frame_decodes() -> None:
-    rr = [float(i) for i in range(1, 122)]  # 121 RR intervals: a 256-byte frame
+    rr = [float(300 + i) for i in range(121)]  # 121 RR intervals: a 256-byte frame
     record = {"kind": "heart_rate", "values": {"heart_rate_bpm": 60, "rr_ms": rr}}
     assert len(SBF1.frame(record)) == 256  # type: ignore[attr-defined]
     items = SBF1.decode(SBF1.encode(record))
     assert isinstance(items[0], Decoded)
     assert len(items[0].values["rr_ms"]) == 121  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="payload of"):
-        SBF1.encode({"kind": "heart_rate", "values": {"heart_rate_bpm": 60, "rr_ms": [*rr, 1.0]}})
+        SBF1.encode({"kind": "heart_rate", "values": {"heart_rate_bpm": 60, "rr_ms": [*rr, 300.0]}})
 
 
 def test_idle_delimiters_are_neither_frames_nor_errors() -> None:

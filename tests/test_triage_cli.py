@@ -55,7 +55,9 @@ def test_score_to_stdout_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[st
     }
     assert rows[1]["news2_complete"] == "false"
     assert rows[2]["priority"] == "P0"
-    assert err == ""
+    # stdout is the CSV only; stderr names the policy that scored it, and nothing else
+    assert err.startswith("samu triage score: 3 row(s) scored with policy 1 (sha256 ")
+    assert len(err.splitlines()) == 1
 
 
 def test_bad_rows_get_error_reasons_the_run_continues_exit_1(

@@ -23,7 +23,7 @@ from console.auth._accounts import (
 )
 from console.auth._context import AccountsContext
 from console.auth._habilitations import Action, Authorization, Target
-from console.auth._passwords import check_password_policy, hash_password
+from console.auth._passwords import check_password_policy, hash_password, normalise_password
 from console.auth._sessions import Role, Session
 from console.auth._totp import new_secret, provisioning_uri
 from console.auth._user_keys import UserKeys
@@ -88,7 +88,7 @@ class Administration:
         secret = new_secret()
         sealed = self._ctx.ring.seal_secret(f"accounts\x00totp_secret\x00{uid}", secret.encode())
         pw_hash = hash_password(password, self._ctx.hasher)
-        key = generate_user_key(uid, password, self._ctx.hasher)
+        key = generate_user_key(uid, normalise_password(password), self._ctx.hasher)
         now = iso(self._ctx.clock())
         with self._ctx.store.transaction() as conn:
             conn.execute(
@@ -294,7 +294,7 @@ class Administration:
         with self._ctx.store.read() as db:
             self._require_account(db, uid)
         check_password_policy(uid, new_password)
-        key = generate_user_key(uid, new_password, self._ctx.hasher)
+        key = generate_user_key(uid, normalise_password(new_password), self._ctx.hasher)
         pw_hash = hash_password(new_password, self._ctx.hasher)
         now = iso(self._ctx.clock())
         with self._ctx.store.transaction() as conn:

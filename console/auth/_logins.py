@@ -21,12 +21,13 @@ from console.auth._context import AccountsContext
 from console.auth._passwords import (
     check_password_policy,
     hash_password,
+    normalise_password,
     verify_password,
 )
 from console.auth._sessions import Role, Session
 from console.auth._throttle import Throttle
-from console.auth._user_keys import UserKeys
-from console.crypto import decrypt_private_key, encrypt_private_key
+from console.auth._user_keys import UserKeys, unseal_key
+from console.crypto import encrypt_private_key
 from console.records import AuditEvent
 
 
@@ -245,9 +246,14 @@ class Logins:
         )
         resealed = []
         for key_id, sealed in keys:
-            private = decrypt_private_key(session.user_id, key_id, sealed, old)
+            private = unseal_key(session.user_id, key_id, sealed, old)
             resealed.append(
-                (encrypt_private_key(session.user_id, private, new, self._ctx.hasher), key_id)
+                (
+                    encrypt_private_key(
+                        session.user_id, private, normalise_password(new), self._ctx.hasher
+                    ),
+                    key_id,
+                )
             )
         now = iso(self._ctx.clock())
         with self._ctx.store.transaction() as conn:

@@ -9,6 +9,7 @@ from typing import Any
 
 from console.auth._accounts import Actor
 from console.auth._context import AccountsContext
+from console.auth._passwords import normalise_password
 from console.auth._sessions import Session
 from console.crypto import KeyUnlockError, decrypt_private_key
 
@@ -63,7 +64,7 @@ class UserKeys:
         if row is None:
             return session
         try:
-            private = decrypt_private_key(session.user_id, row[0], row[1], password)
+            private = unseal_key(session.user_id, row[0], row[1], password)
         except KeyUnlockError:
             self._ctx.audit(
                 session,
@@ -87,3 +88,21 @@ class UserKeys:
         if row is None:
             raise KeyError(f"no signing key {key_id}")
         return row[0], bytes(row[1]), row[2]
+
+
+def unseal_key(user_id: str, key_id: str, sealed: bytes, password: str) -> Any:
+    """The private key sealed under ``password``, normalised as the password rules see it.
+
+    Keys sealed before passwords were normalised were sealed under the text as typed:
+    that form is tried when the normalised one does not open the key.
+
+    Raises:
+        KeyUnlockError: neither form opens it.
+    """
+    normalised = normalise_password(password)
+    try:
+        return decrypt_private_key(user_id, key_id, sealed, normalised)
+    except KeyUnlockError:
+        if normalised == password:
+            raise
+        return decrypt_private_key(user_id, key_id, sealed, password)

@@ -4,6 +4,16 @@ Each benchmark is a function ``(rows: int | None) -> dict`` living beside the co
 measures; this module only knows their import paths, so adding one is one line here.
 Machines here are 2-core and noisy: benchmarks report ratios to a baseline measured in
 the same run, which hold where absolute times drift.
+
+Where results go, and why there: the history stays in ``bench/results/`` by default, as
+performance.md and the README say (``samu bench --results-dir DIR`` chooses another
+folder, ``--no-save`` none), but the folder's result files are ignored by git
+(``.gitignore``: ``bench/results/*`` except its README). Writing them elsewhere by
+default (a user cache directory) would hide the history from the person who ran the
+benchmark and break the documented place; committing them would make every ``make
+bench`` leave the work tree dirty with machine-specific figures. Ignoring them keeps
+both: the history accumulates where it is documented, and a result worth keeping is
+committed on purpose (``git add -f``), as ``bench/results/README.md`` explains.
 """
 
 from __future__ import annotations
@@ -41,7 +51,9 @@ def run_all(
 ) -> list[dict[str, Any]]:
     """Run the named benchmarks (all by default), print each result as a JSON line.
 
-    Results are also appended to ``results_dir/<date>.jsonl`` so regressions show over time.
+    Results are also appended to ``results_dir/<date>.jsonl`` (UTC date) so regressions
+    show over time; in ``bench/results/`` those files are ignored by git (module
+    docstring).
     """
     selected = names or list(BENCHMARKS)
     unknown = [n for n in selected if n not in BENCHMARKS]
@@ -51,6 +63,9 @@ def run_all(
         )
     results: list[dict[str, Any]] = []
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    path = None if results_dir is None else results_dir / f"{stamp[:10]}.jsonl"
+    if results_dir is not None:
+        results_dir.mkdir(parents=True, exist_ok=True)
     for name in selected:
         started = time.perf_counter()
         result = _load(BENCHMARKS[name])()
@@ -62,11 +77,10 @@ def run_all(
         )
         print(json.dumps(result, ensure_ascii=False), flush=True)
         results.append(result)
-    if results_dir is not None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        path = results_dir / f"{stamp[:10]}.jsonl"
-        with path.open("a", encoding="utf-8") as fh:
-            for r in results:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if path is not None:
+            # Appended as each benchmark ends: one that fails later loses no result.
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(result, ensure_ascii=False) + "\n")
+    if path is not None and results:
         print(f"results appended to {path}", file=sys.stderr)
     return results

@@ -3,7 +3,9 @@
 ``score`` follows the contract of design note triage.md: CSV in (file or ``-`` for
 stdin), CSV out (stdout, or ``-o`` written to a temporary file and renamed into place so
 an interrupted run never leaves half a file), exit 0 when every row scored, 1 when any
-row was bad (its reasons start with ``error:``), 2 on a usage error.
+row was bad (its reasons start with ``error:``), 2 on a usage error. The output columns
+are exactly the contract's; the policy that scored the rows (``--policy`` or the shipped
+one) is named with its version and SHA-256 on stderr.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def register(
         description=(
             "Input columns: id, resp_rate, spo2, spo2_scale (1|2), on_oxygen (0|1), "
             "systolic_bp, heart_rate, consciousness (A|C|V|P|U), temperature; an empty "
-            "cell is missing. Output columns: id, news2, news2_complete, news2_risk, qsofa, "
-            "shock_index, priority, reasons. Exit 0 ok, 1 when any row was bad "
+            "cell is missing; the file is comma-separated. Output columns: id, news2, "
+            "news2_complete, news2_risk, qsofa, shock_index, priority, reasons; the policy "
+            "(version and SHA-256) is named on stderr. Exit 0 ok, 1 when any row was bad "
             "(reasons start with 'error:'), 2 on a usage error."
         ),
     )
@@ -106,8 +109,20 @@ def _load_policy(path: str | None) -> Policy:
         return load_policy(path)
     except FileNotFoundError:
         raise UsageError(f"policy file not found: {path}") from None
-    except (ValueError, ValidationError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise UsageError(f"invalid policy {path}: {exc}") from exc
+    except IsADirectoryError:
+        raise UsageError(f"policy is a directory, not a TOML file: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read policy {path}: {exc.strerror}") from None
+    except ValidationError as exc:  # one line: the first problems, where they are
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'policy'}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)[:3]
+        ]
+        more = exc.error_count() - len(problems)
+        tail = f" (+{more} more)" if more > 0 else ""
+        raise UsageError(f"invalid policy {path}: {'; '.join(problems)}{tail}") from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError, UnicodeDecodeError, rule errors
+        raise UsageError(f"invalid policy {path}: {' '.join(str(exc).split())}") from None
 
 
 @contextmanager
@@ -152,6 +167,8 @@ def _output(name: str | None) -> Iterator[TextIO]:
     target = Path(name)
     if not target.parent.is_dir():
         raise UsageError(f"output directory does not exist: {target.parent}")
+    if target.is_dir():
+        raise UsageError(f"output is a directory, not a file: {name}")
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
@@ -159,7 +176,10 @@ def _output(name: str | None) -> Iterator[TextIO]:
     try:
         with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             yield fh
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise UsageError(f"cannot write {name}: {exc.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -174,6 +194,11 @@ def _score(args: argparse.Namespace) -> int:
             report = score_csv(src, dst, policy, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS)
     except CsvInputError as exc:
         raise UsageError(f"{args.input}: {exc}") from exc
+    print(
+        f"samu triage score: {report.rows} row(s) scored with policy {policy.version} "
+        f"(sha256 {policy.sha256})",
+        file=sys.stderr,
+    )
     if report.bad_rows:
         print(
             f"samu triage score: {report.bad_rows} of {report.rows} row(s) could not be scored "

@@ -11,7 +11,15 @@ full), so memory does not grow with the input.
 A bad row (unparseable number, value outside the accepted range, unknown code, wrong
 number of fields) is not fatal: its scores are empty, its reasons start with ``error:``,
 and the run goes on; the caller exits 1. Only an unusable input (no header, a required
-column missing, malformed CSV quoting) is a usage error, exit 2.
+column missing, malformed CSV quoting) is a usage error, exit 2, in one line: a file
+separated by ``;`` (what a French spreadsheet exports), tabs or ``|`` is told so —
+"the file is separated by ';': use ','" — rather than reported as lacking every
+column, and a missing column is named once.
+
+Output columns are exactly the contract's (triage.md: ``id`` … ``reasons``): tests
+outside this repository read them as such. The policy that produced the rows is named
+with its version and SHA-256 on stderr after the run (``samu triage score``), and
+every stored triage result of the console records both.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "priority",
     "reasons",
 )
+#: Other delimiters recognised in a header, with how the message names them.
+_OTHER_DELIMITERS: tuple[tuple[str, str], ...] = ((";", "';'"), ("\t", "tabs"), ("|", "'|'"))
 #: Accepted ranges (inclusive, checked on the value as written) and decimals kept.
 LIMITS: dict[str, tuple[int, int, int]] = {
     "resp_rate": (0, 80, 0),
@@ -158,11 +168,34 @@ def _header(reader: Iterator[list[str]]) -> tuple[int, list[int]]:
         raise CsvInputError(f"duplicate column(s) in header: {', '.join(duplicates)}")
     missing = [c for c in INPUT_COLUMNS if c not in names]
     if missing:
+        shown = _other_delimiter(header, len(INPUT_COLUMNS) - len(missing))
+        if shown is not None:
+            raise CsvInputError(
+                f"the file is separated by {shown}: use ',' (and '.' as the decimal mark)"
+            )
+        present = [n for n in names if n]
+        found = ", ".join(repr(n[:40]) for n in present[:20])
+        found += ", …" if len(present) > 20 else ""
         raise CsvInputError(
             f"header lacks required column(s): {', '.join(missing)} "
-            f"(expected {', '.join(INPUT_COLUMNS)})"
+            f"(the header has: {found or 'no named column'})"
         )
     return len(header), [names.index(c) for c in INPUT_COLUMNS]
+
+
+def _other_delimiter(fields: list[str], found_with_comma: int) -> str | None:
+    """How to name the delimiter ``fields`` (as split on ``,``) really use, if another
+    one finds more of the required columns; else ``None``."""
+    line = ",".join(fields)
+    best, best_found = None, found_with_comma
+    for delimiter, shown in _OTHER_DELIMITERS:
+        if delimiter not in line:
+            continue
+        names = {n.strip() for n in next(csv.reader([line], delimiter=delimiter))}
+        found = sum(c in names for c in INPUT_COLUMNS)
+        if found > best_found:
+            best, best_found = shown, found
+    return best
 
 
 class _ChunkScorer:
@@ -254,7 +287,13 @@ class _ChunkScorer:
 
     def _errors(self, row: list[str], shape_ok: bool) -> list[str]:
         if not shape_ok:
-            return [f"error: {len(row)} fields where the header has {self.width}"]
+            fields = f"{len(row)} field{'' if len(row) == 1 else 's'}"
+            hint = ""
+            if len(row) == 1:
+                shown = _other_delimiter(row, 0) or _row_delimiter(row[0], self.width)
+                if shown is not None:
+                    hint = f" (the row is separated by {shown}: use ',')"
+            return [f"error: {fields} where the header has {self.width}{hint}"]
         cells = dict(zip(INPUT_COLUMNS, self.pick(row), strict=True))
         errors: list[str] = []
         for name in INPUT_COLUMNS:
@@ -269,6 +308,14 @@ class _ChunkScorer:
             elif name in self.codes and cell.strip() not in _CODES[name]:
                 errors.append(f"error: {name} {cell.strip()!r} {_CODE_ERRORS[name]}")
         return errors
+
+
+def _row_delimiter(cell: str, width: int) -> str | None:
+    """The other delimiter that splits a one-field row into the header's width, if any."""
+    for delimiter, shown in _OTHER_DELIMITERS:
+        if len(next(csv.reader([cell], delimiter=delimiter))) == width:
+            return shown
+    return None
 
 
 def score_csv(

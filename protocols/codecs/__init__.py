@@ -9,6 +9,10 @@ ingest and the tests share one description of each format::
     for item in dec.feed(chunk) + dec.flush():
         print(item.to_json())
     wire = codec.encode({"kind": "spo2", "values": {"spo2_pct": 98, "pulse_bpm": 72}})
+
+Every codec refuses physiologically impossible values the same way, from one table
+(:data:`PHYSIOLOGICAL_RANGES`): :class:`EncodeError` on encode, a ``payload`` error
+record on decode. Error records keep at most :data:`RAW_CAP` raw bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Final
 from protocols.codecs._cobs import CobsError, cobs_decode, cobs_encode
 from protocols.codecs._crc import crc16_ccitt_false
 from protocols.codecs._ieee11073 import float_decode, float_encode, sfloat_decode, sfloat_encode
+from protocols.codecs._ranges import PHYSIOLOGICAL_RANGES, ValueRange
 from protocols.codecs._records import (
+    RAW_CAP,
     REASONS,
     Codec,
     Decoded,
@@ -55,6 +61,8 @@ def get_codec(name: str) -> Codec:
 
 __all__ = [
     "CODEC_NAMES",
+    "PHYSIOLOGICAL_RANGES",
+    "RAW_CAP",
     "REASONS",
     "CobsError",
     "Codec",
@@ -64,6 +72,7 @@ __all__ = [
     "Item",
     "StreamDecoder",
     "Value",
+    "ValueRange",
     "cobs_decode",
     "cobs_encode",
     "crc16_ccitt_false",

@@ -18,14 +18,23 @@ converted here, once, with these roundings:
 
 Values given directly in SFLOAT/FLOAT are not rounded at all (see ``_ieee11073``).
 Special values (NaN, NRes, ±INF) give ``None`` with the reason in ``extra["unavailable"]``.
+
+Every decoder returns only physiologically possible values: a number outside the range
+table the codecs share (``_ranges``), judged after conversion to the contract's unit, is
+a :class:`PayloadError` with that table's sentence (so sbf1 reports it as ``payload``,
+worded as every other codec words it). The common 5-byte PLX value checks its two
+numbers inline, which keeps the check off the 50 k frames/s budget.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import operator
 import re
 import struct
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from protocols.codecs._bits import bits_to_names, names_to_bits
@@ -36,6 +45,7 @@ from protocols.codecs._ieee11073 import (
     sfloat_decode,
     sfloat_encode,
 )
+from protocols.codecs._ranges import LIMITS, check_decoded, describe, out_of_range
 from protocols.codecs._records import Value
 
 Values = dict[str, Value]
@@ -102,6 +112,22 @@ def _check_len(p: bytes, expected: int, what: str) -> None:
         raise PayloadError(f"{what}: {len(p)} bytes, flags announce {expected}")
 
 
+def lengths_by_flags(base: int, optional: Iterable[tuple[int, int]]) -> tuple[int, ...]:
+    """Payload length each flags byte announces: ``base`` plus the size of every optional
+    field whose bit is set; ``optional`` is ``(bit, size)`` pairs. A table of 256, so a
+    decoder checks a length with one lookup instead of a test per field."""
+    fields = tuple(optional)
+    return tuple(base + sum(n for bit, n in fields if flags & bit) for flags in range(256))
+
+
+def _device_unit(record: Mapping[str, Any], what: str, usual: str, other: str) -> bool:
+    """Whether an encoder writes the characteristic's other unit (its flag bit set)."""
+    unit = record.get("device_unit", usual)
+    if unit not in (usual, other):
+        raise PayloadError(f"device_unit for {what} is {usual} or {other}, got {unit!r}")
+    return bool(unit == other)
+
+
 def _values(record: Mapping[str, Any]) -> Mapping[str, Any]:
     values = record.get("values", {})
     if not isinstance(values, Mapping):
@@ -117,7 +143,18 @@ def _unavailable(record: Mapping[str, Any]) -> Mapping[str, Any]:
 def _number(value: object, key: str) -> Number:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # JSON lets NaN through
+        raise PayloadError(f"{key} must be a finite number, got {value!r}")
     return value
+
+
+def _rounded(value: object, key: str, factor: float = 1) -> int:
+    """``round(value * factor)`` for an encoder, refused (not crashing) when no integer
+    can hold it (NaN, infinity, or a product that overflows a double)."""
+    scaled = _number(value, key) * factor
+    if not math.isfinite(scaled):
+        raise PayloadError(f"{key} {value!r} is out of range")
+    return round(scaled)
 
 
 def _sf(values: Mapping[str, Any], unavailable: Mapping[str, Any], key: str) -> int:
@@ -153,7 +190,15 @@ def _flags(value: object, key: str, table: Mapping[int, str], width: int) -> int
         raise PayloadError(f"{key}: {exc}") from None
 
 
-def _finish(extra: Extra, unavailable: dict[str, str]) -> None:
+def _checked(values: Values) -> None:
+    """Refuse an impossible value (see the module docstring)."""
+    problem = check_decoded(values)
+    if problem is not None:
+        raise PayloadError(problem)
+
+
+def _finish(values: Values, extra: Extra, unavailable: dict[str, str]) -> None:
+    _checked(values)
     if unavailable:
         extra["unavailable"] = unavailable
 
@@ -248,104 +293,167 @@ def _pair_encode(value: object, key: str) -> bytes:
     )
 
 
-def plx_continuous_decode(p: bytes) -> tuple[Values, Extra]:
-    """0x2A5F PLX Continuous: flags, SpO2PR-Normal, [Fast], [Slow], [status], [device], [PAI]."""
-    n = len(p)
-    if n == 5:  # the common case, no optional field: kept cheap for the 50 k frames/s target
+def _time_encode(value: object, key: str) -> bytes:
+    return _write_time(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PlxField:
+    """An optional field between SpO2PR and the common tail, present when ``bit`` is set."""
+
+    bit: int
+    size: int
+    key: str
+    read: Callable[[bytes, int], object]
+    write: Callable[[object, str], bytes]
+    #: The field holds contract values (SpO2PR-Fast/Slow), range-checked like ``values``.
+    nested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlxLayout:
+    """What tells the two PLX characteristics apart; everything else is shared.
+
+    Both are: flags (u8), SpO2PR (two SFLOATs), the layout's own optional ``fields`` in
+    order, then measurement status (u16), device and sensor status (u24) and pulse
+    amplitude index (SFLOAT), each present per its bit in ``tail_bits``. ``clock_bit``
+    (0 for none) is a flag that carries no field.
+    """
+
+    what: str
+    fields: tuple[PlxField, ...]
+    tail_bits: tuple[int, int, int]
+    clock_bit: int = 0
+    #: Payload length announced by each flags byte (a table: one lookup per frame).
+    lengths: tuple[int, ...] = field(init=False, repr=False)
+    #: Every bit that announces a field: none set means the 5-byte common case.
+    field_bits: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        sizes = [(f.bit, f.size) for f in self.fields]
+        sizes += list(zip(self.tail_bits, (2, 3, 2), strict=True))
+        object.__setattr__(self, "lengths", lengths_by_flags(5, sizes))
+        object.__setattr__(
+            self, "field_bits", functools.reduce(operator.or_, (b for b, _ in sizes))
+        )
+
+
+#: 0x2A5F: flags, SpO2PR-Normal, [SpO2PR-Fast], [SpO2PR-Slow], [status], [device], [PAI].
+PLX_CONTINUOUS: Final = PlxLayout(
+    "PLX continuous",
+    (
+        PlxField(0x01, 4, "fast", _pair, _pair_encode, nested=True),
+        PlxField(0x02, 4, "slow", _pair, _pair_encode, nested=True),
+    ),
+    (0x04, 0x08, 0x10),
+)
+#: 0x2A5E: flags, SpO2PR, [timestamp], [status], [device], [PAI]; bit4 = clock not set.
+PLX_SPOT_CHECK: Final = PlxLayout(
+    "PLX spot-check",
+    (PlxField(0x01, 7, "timestamp", _read_time, _time_encode),),
+    (0x02, 0x04, 0x08),
+    clock_bit=0x10,
+)
+
+
+Decoder = Callable[[bytes], tuple[Values, Extra]]
+Encoder = Callable[[Mapping[str, Any]], bytes]
+
+
+def plx_decoder(layout: PlxLayout) -> Decoder:
+    """The decoder of a PLX characteristic: one parser for both layouts.
+
+    Returned as a closure over the layout (rather than a function taking it) so the
+    common 5-byte case costs no extra call and reads the layout from fast locals.
+    """
+    what = layout.what
+    fields = layout.fields
+    nested = tuple(f for f in fields if f.nested)
+    lengths = layout.lengths
+    tail_bits = layout.tail_bits
+    field_bits = layout.field_bits
+    clock_bit = layout.clock_bit
+    unpack_pair = _U16X2.unpack_from
+    spo2_low, spo2_high = LIMITS["spo2_pct"]
+    pulse_low, pulse_high = LIMITS["pulse_bpm"]
+
+    def decode(p: bytes) -> tuple[Values, Extra]:
+        n = len(p)
+        if n == 5:  # the common case, no optional field: cheap for the 50 k frames/s target
+            flags = p[0]
+            if not flags & field_bits:
+                spo2, pr = unpack_pair(p, 1)
+                v1 = sfloat_decode(spo2)
+                v2 = sfloat_decode(pr)
+                if (
+                    not isinstance(v1, str)
+                    and not isinstance(v2, str)
+                    and spo2_low <= v1 <= spo2_high
+                    and pulse_low <= v2 <= pulse_high
+                ):
+                    if flags & clock_bit:
+                        return {"spo2_pct": v1, "pulse_bpm": v2}, {"device_clock_not_set": True}
+                    return {"spo2_pct": v1, "pulse_bpm": v2}, {}
+        if n < 5:
+            raise PayloadError(f"{what}: {n} bytes, at least 5 needed")
         flags = p[0]
-        if flags & 0x1F == 0:
-            spo2, pr = _U16X2.unpack_from(p, 1)
-            v1 = sfloat_decode(spo2)
-            v2 = sfloat_decode(pr)
-            if not isinstance(v1, str) and not isinstance(v2, str):
-                return {"spo2_pct": v1, "pulse_bpm": v2}, {}
-    if n < 5:
-        raise PayloadError(f"PLX continuous: {n} bytes, at least 5 needed")
-    flags = p[0]
-    expected = 5
-    expected += 4 if flags & 0x01 else 0
-    expected += 4 if flags & 0x02 else 0
-    expected += 2 if flags & 0x04 else 0
-    expected += 3 if flags & 0x08 else 0
-    expected += 2 if flags & 0x10 else 0
-    _check_len(p, expected, "PLX continuous")
-    values: Values = {}
-    unavailable: dict[str, str] = {}
-    spo2, pr = _U16X2.unpack_from(p, 1)
-    _put_sfloat(values, unavailable, "spo2_pct", spo2)
-    _put_sfloat(values, unavailable, "pulse_bpm", pr)
-    extra: Extra = {}
-    pos = 5
-    if flags & 0x01:
-        extra["fast"] = _pair(p, pos)
-        pos += 4
-    if flags & 0x02:
-        extra["slow"] = _pair(p, pos)
-        pos += 4
-    _plx_tail(p, pos, flags, (0x04, 0x08, 0x10), extra)
-    _finish(extra, unavailable)
-    return values, extra
+        _check_len(p, lengths[flags], what)
+        values: Values = {}
+        unavailable: dict[str, str] = {}
+        spo2, pr = unpack_pair(p, 1)
+        _put_sfloat(values, unavailable, "spo2_pct", spo2)
+        _put_sfloat(values, unavailable, "pulse_bpm", pr)
+        extra: Extra = {}
+        pos = 5
+        for f in fields:
+            if flags & f.bit:
+                extra[f.key] = f.read(p, pos)
+                pos += f.size
+        _plx_tail(p, pos, flags, tail_bits, extra)
+        if flags & clock_bit:
+            extra["device_clock_not_set"] = True
+        _finish(values, extra, unavailable)
+        for f in nested:  # SpO2PR-Fast/Slow: contract values too
+            pair = extra.get(f.key)
+            if isinstance(pair, dict):
+                problem = check_decoded(pair)
+                if problem is not None:
+                    raise PayloadError(f"{f.key}: {problem}")
+        return values, extra
+
+    return decode
 
 
-def plx_continuous_encode(record: Mapping[str, Any]) -> bytes:
-    values, unavailable = _values(record), _unavailable(record)
-    flags = 0
-    body = bytearray(
-        _U16X2.pack(_sf(values, unavailable, "spo2_pct"), _sf(values, unavailable, "pulse_bpm"))
-    )
-    if "fast" in record:
-        flags |= 0x01
-        body += _pair_encode(record["fast"], "fast")
-    if "slow" in record:
-        flags |= 0x02
-        body += _pair_encode(record["slow"], "slow")
-    tail_flags, tail = _plx_tail_encode(record, (0x04, 0x08, 0x10))
-    return bytes([flags | tail_flags]) + bytes(body) + tail
+def plx_encoder(layout: PlxLayout) -> Encoder:
+    """The encoder of a PLX characteristic: one writer for both layouts."""
+    fields = layout.fields
+    tail_bits = layout.tail_bits
+    clock_bit = layout.clock_bit
+
+    def encode(record: Mapping[str, Any]) -> bytes:
+        values, unavailable = _values(record), _unavailable(record)
+        flags = 0
+        body = bytearray(
+            _U16X2.pack(_sf(values, unavailable, "spo2_pct"), _sf(values, unavailable, "pulse_bpm"))
+        )
+        for f in fields:
+            if f.key in record:
+                flags |= f.bit
+                body += f.write(record[f.key], f.key)
+        tail_flags, tail = _plx_tail_encode(record, tail_bits)
+        if clock_bit and record.get("device_clock_not_set"):
+            flags |= clock_bit
+        return bytes([flags | tail_flags]) + bytes(body) + tail
+
+    return encode
 
 
-def plx_spot_check_decode(p: bytes) -> tuple[Values, Extra]:
-    """0x2A5E PLX Spot-Check: flags, SpO2PR, [timestamp], [status], [device], [PAI]; bit4
-    says the device clock is not set."""
-    n = len(p)
-    if n < 5:
-        raise PayloadError(f"PLX spot-check: {n} bytes, at least 5 needed")
-    flags = p[0]
-    expected = 5
-    expected += 7 if flags & 0x01 else 0
-    expected += 2 if flags & 0x02 else 0
-    expected += 3 if flags & 0x04 else 0
-    expected += 2 if flags & 0x08 else 0
-    _check_len(p, expected, "PLX spot-check")
-    values: Values = {}
-    unavailable: dict[str, str] = {}
-    spo2, pr = _U16X2.unpack_from(p, 1)
-    _put_sfloat(values, unavailable, "spo2_pct", spo2)
-    _put_sfloat(values, unavailable, "pulse_bpm", pr)
-    extra: Extra = {}
-    pos = 5
-    if flags & 0x01:
-        extra["timestamp"] = _read_time(p, pos)
-        pos += 7
-    _plx_tail(p, pos, flags, (0x02, 0x04, 0x08), extra)
-    if flags & 0x10:
-        extra["device_clock_not_set"] = True
-    _finish(extra, unavailable)
-    return values, extra
-
-
-def plx_spot_check_encode(record: Mapping[str, Any]) -> bytes:
-    values, unavailable = _values(record), _unavailable(record)
-    flags = 0
-    body = bytearray(
-        _U16X2.pack(_sf(values, unavailable, "spo2_pct"), _sf(values, unavailable, "pulse_bpm"))
-    )
-    if "timestamp" in record:
-        flags |= 0x01
-        body += _write_time(record["timestamp"])
-    tail_flags, tail = _plx_tail_encode(record, (0x02, 0x04, 0x08))
-    if record.get("device_clock_not_set"):
-        flags |= 0x10
-    return bytes([flags | tail_flags]) + bytes(body) + tail
+#: 0x2A5F PLX Continuous (:data:`PLX_CONTINUOUS`).
+plx_continuous_decode: Final = plx_decoder(PLX_CONTINUOUS)
+plx_continuous_encode: Final = plx_encoder(PLX_CONTINUOUS)
+#: 0x2A5E PLX Spot-Check (:data:`PLX_SPOT_CHECK`); bit4 says the device clock is not set.
+plx_spot_check_decode: Final = plx_decoder(PLX_SPOT_CHECK)
+plx_spot_check_encode: Final = plx_encoder(PLX_SPOT_CHECK)
 
 
 # ---------------------------------------------------------------- 0x2A35 blood pressure
@@ -396,6 +504,10 @@ def _to_mmhg(raw: int, kpa: bool, values: Values, unavailable: dict[str, str], k
         values[key] = round(value * MMHG_PER_KPA, 1)
 
 
+#: time stamp (7), pulse rate (2), user id (1), measurement status (2).
+_BP_LENGTHS: Final = lengths_by_flags(7, ((0x02, 7), (0x04, 2), (0x08, 1), (0x10, 2)))
+
+
 def bp_decode(p: bytes) -> tuple[Values, Extra]:
     """0x2A35 Blood Pressure Measurement: flags (bit0 kPa, bit1 time stamp, bit2 pulse
     rate, bit3 user id, bit4 status), systolic, diastolic, MAP, optional fields."""
@@ -403,12 +515,7 @@ def bp_decode(p: bytes) -> tuple[Values, Extra]:
     if n < 7:
         raise PayloadError(f"blood pressure: {n} bytes, at least 7 needed")
     flags = p[0]
-    expected = 7
-    expected += 7 if flags & 0x02 else 0
-    expected += 2 if flags & 0x04 else 0
-    expected += 1 if flags & 0x08 else 0
-    expected += 2 if flags & 0x10 else 0
-    _check_len(p, expected, "blood pressure")
+    _check_len(p, _BP_LENGTHS[flags], "blood pressure")
     kpa = bool(flags & 0x01)
     values: Values = {}
     unavailable: dict[str, str] = {}
@@ -431,7 +538,7 @@ def bp_decode(p: bytes) -> tuple[Values, Extra]:
         pos += 1
     if flags & 0x10:
         extra["measurement_status"] = _bp_status_names(_U16.unpack_from(p, pos)[0])
-    _finish(extra, unavailable)
+    _finish(values, extra, unavailable)
     return values, extra
 
 
@@ -449,10 +556,7 @@ def _mmhg_field(
 
 def bp_encode(record: Mapping[str, Any]) -> bytes:
     values, unavailable = _values(record), _unavailable(record)
-    unit = record.get("device_unit", "mmHg")
-    if unit not in ("mmHg", "kPa"):
-        raise PayloadError(f"device_unit for blood pressure is mmHg or kPa, got {unit!r}")
-    kpa = unit == "kPa"
+    kpa = _device_unit(record, "blood pressure", "mmHg", "kPa")
     flags = 0x01 if kpa else 0
     out = bytearray(
         _U16X3.pack(
@@ -492,25 +596,30 @@ TEMPERATURE_TYPES: Final[dict[int, str]] = {
 _TEMPERATURE_CODES: Final[dict[str, int]] = {v: k for k, v in TEMPERATURE_TYPES.items()}
 
 
+#: time stamp (7), temperature type (1).
+_TEMPERATURE_LENGTHS: Final = lengths_by_flags(5, ((0x02, 7), (0x04, 1)))
+_TEMPERATURE_LOW, _TEMPERATURE_HIGH = LIMITS["temperature_c"]
+
+
 def temperature_decode(p: bytes) -> tuple[Values, Extra]:
     """0x2A1C Temperature Measurement: flags (bit0 °F, bit1 time stamp, bit2 type), FLOAT."""
     n = len(p)
     if n < 5:
         raise PayloadError(f"temperature: {n} bytes, at least 5 needed")
     flags = p[0]
-    expected = 5 + (7 if flags & 0x02 else 0) + (1 if flags & 0x04 else 0)
-    _check_len(p, expected, "temperature")
+    _check_len(p, _TEMPERATURE_LENGTHS[flags], "temperature")
     values: Values = {}
     extra: Extra = {}
     unavailable: dict[str, str] = {}
     value = float_decode(_U32.unpack_from(p, 1)[0])
+    celsius: Number | None = None
     if isinstance(value, str):
         values["temperature_c"] = None
         unavailable["temperature_c"] = value
-    elif flags & 0x01:
-        values["temperature_c"] = round((value - 32) * 5 / 9, 2)
     else:
-        values["temperature_c"] = value
+        celsius = values["temperature_c"] = (
+            round((value - 32) * 5 / 9, 2) if flags & 0x01 else value
+        )
     if flags & 0x01:
         extra["device_unit"] = "degF"
     pos = 5
@@ -520,26 +629,27 @@ def temperature_decode(p: bytes) -> tuple[Values, Extra]:
     if flags & 0x04:
         code = p[pos]
         extra["temperature_type"] = TEMPERATURE_TYPES.get(code, code)
-    _finish(extra, unavailable)
+    if unavailable:
+        extra["unavailable"] = unavailable
+    elif celsius is not None and not _TEMPERATURE_LOW <= celsius <= _TEMPERATURE_HIGH:
+        raise PayloadError(describe("temperature_c", celsius))
     return values, extra
 
 
 def temperature_encode(record: Mapping[str, Any]) -> bytes:
     values, unavailable = _values(record), _unavailable(record)
-    unit = record.get("device_unit", "degC")
-    if unit not in ("degC", "degF"):
-        raise PayloadError(f"device_unit for temperature is degC or degF, got {unit!r}")
+    fahrenheit = _device_unit(record, "temperature", "degC", "degF")
     value = values.get("temperature_c")
     try:
         if value is None:
             raw = float_encode(str(unavailable.get("temperature_c", "nan")))
-        elif unit == "degF":
+        elif fahrenheit:
             raw = float_encode(_number(value, "temperature_c") * 9 / 5 + 32, decimals=1)
         else:
             raw = float_encode(_number(value, "temperature_c"))
     except ValueError as exc:
         raise PayloadError(f"temperature_c: {exc}") from None
-    flags = 0x01 if unit == "degF" else 0
+    flags = 0x01 if fahrenheit else 0
     out = bytearray(_U32.pack(raw))
     if "timestamp" in record:
         flags |= 0x02
@@ -557,6 +667,8 @@ def temperature_encode(record: Mapping[str, Any]) -> bytes:
 # ---------------------------------------------------------------- 0x2A37 heart rate
 
 _CONTACT: Final[dict[int, str]] = {1: "not_supported", 2: "not_detected", 3: "detected"}
+_HR_LOW, _HR_HIGH = LIMITS["heart_rate_bpm"]
+_RR_LOW, _RR_HIGH = LIMITS["rr_ms"]
 _CONTACT_CODES: Final[dict[str, int]] = {v: k for k, v in _CONTACT.items()}
 
 
@@ -568,7 +680,8 @@ def heart_rate_decode(p: bytes) -> tuple[Values, Extra]:
     pos = 3 if flags & 0x01 else 2
     if n < pos:
         raise PayloadError(f"heart rate: {n} bytes, at least {pos} needed")
-    values: Values = {"heart_rate_bpm": _U16.unpack_from(p, 1)[0] if flags & 0x01 else p[1]}
+    hr: int = _U16.unpack_from(p, 1)[0] if flags & 0x01 else p[1]
+    values: Values = {"heart_rate_bpm": hr}
     extra: Extra = {}
     if flags & 0x01:
         extra["hr_uint16"] = True
@@ -581,20 +694,26 @@ def heart_rate_decode(p: bytes) -> tuple[Values, Extra]:
         extra["energy_expended_kj"] = _U16.unpack_from(p, pos)[0]
         pos += 2
     rest = n - pos
+    rr: list[float] = []
     if flags & 0x10:
         if rest % 2:
             raise PayloadError(f"heart rate: {rest} bytes of RR intervals, not a whole number")
         ticks = struct.unpack_from(f"<{rest // 2}H", p, pos)
-        values["rr_ms"] = [t * 1000 / 1024 for t in ticks]
+        rr = values["rr_ms"] = [t * 1000 / 1024 for t in ticks]
     elif rest:
         raise PayloadError(f"heart rate: {rest} unexpected trailing bytes")
+    # The range check, inlined (an ECG patch sends a frame a beat).
+    if not _HR_LOW <= hr <= _HR_HIGH:
+        raise PayloadError(describe("heart_rate_bpm", hr))
+    if rr and not (min(rr) >= _RR_LOW and max(rr) <= _RR_HIGH):
+        raise PayloadError(out_of_range("rr_ms", rr) or describe("rr_ms", min(rr)))
     return values, extra
 
 
 def heart_rate_encode(record: Mapping[str, Any]) -> bytes:
     values = _values(record)
     hr = values.get("heart_rate_bpm")
-    hr_int = round(_number(hr, "heart_rate_bpm"))
+    hr_int = _rounded(hr, "heart_rate_bpm")
     flags = 0
     out = bytearray()
     if hr_int > 255 or record.get("hr_uint16"):
@@ -618,7 +737,7 @@ def heart_rate_encode(record: Mapping[str, Any]) -> bytes:
         if not isinstance(rr, list):
             raise PayloadError("rr_ms must be a list of milliseconds")
         for ms in rr:
-            out += _U16.pack(_uint(round(_number(ms, "rr_ms") * 1.024), "rr_ms (1/1024 s)", 16))
+            out += _U16.pack(_uint(_rounded(ms, "rr_ms", 1.024), "rr_ms (1/1024 s)", 16))
     return bytes([flags]) + bytes(out)
 
 
@@ -696,16 +815,13 @@ def glucose_decode(p: bytes) -> tuple[Values, Extra]:
         extra["sensor_status"] = bits_to_names(_U16.unpack_from(p, pos)[0], GLUCOSE_SENSOR_STATUS)
     if flags & 0x10:
         extra["context_follows"] = True
-    _finish(extra, unavailable)
+    _finish(values, extra, unavailable)
     return values, extra
 
 
 def glucose_encode(record: Mapping[str, Any]) -> bytes:
     values, unavailable = _values(record), _unavailable(record)
-    unit = record.get("device_unit", "kg/L")
-    if unit not in ("kg/L", "mol/L"):
-        raise PayloadError(f"device_unit for glucose is kg/L or mol/L, got {unit!r}")
-    mol = unit == "mol/L"
+    mol = _device_unit(record, "glucose", "kg/L", "mol/L")
     flags = 0
     out = bytearray(_U16.pack(_uint(record.get("sequence", 0), "sequence", 16)))
     out += _write_time(record.get("base_time", "0000-00-00T00:00:00"))
@@ -743,6 +859,10 @@ def glucose_encode(record: Mapping[str, Any]) -> bytes:
 # ---------------------------------------------------------------- 0x2A9D weight
 
 
+#: time stamp (7), user id (1), BMI and height (4).
+_WEIGHT_LENGTHS: Final = lengths_by_flags(3, ((0x02, 7), (0x04, 1), (0x08, 4)))
+
+
 def weight_decode(p: bytes) -> tuple[Values, Extra]:
     """0x2A9D Weight Measurement: flags (bit0 imperial, bit1 time stamp, bit2 user id,
     bit3 BMI and height), weight u16 (0.005 kg or 0.01 lb; 0xFFFF = unsuccessful)."""
@@ -750,9 +870,7 @@ def weight_decode(p: bytes) -> tuple[Values, Extra]:
     if n < 3:
         raise PayloadError(f"weight: {n} bytes, at least 3 needed")
     flags = p[0]
-    expected = 3 + (7 if flags & 0x02 else 0) + (1 if flags & 0x04 else 0)
-    expected += 4 if flags & 0x08 else 0
-    _check_len(p, expected, "weight")
+    _check_len(p, _WEIGHT_LENGTHS[flags], "weight")
     imperial = bool(flags & 0x01)
     raw = _U16.unpack_from(p, 1)[0]
     values: Values = {}
@@ -780,22 +898,20 @@ def weight_decode(p: bytes) -> tuple[Values, Extra]:
             extra["height_in"] = round(height * 0.1, 1)
         else:
             extra["height_m"] = round(height * 0.001, 3)
+    _checked(values)
     return values, extra
 
 
 def weight_encode(record: Mapping[str, Any]) -> bytes:
     values = _values(record)
-    unit = record.get("device_unit", "kg")
-    if unit not in ("kg", "lb"):
-        raise PayloadError(f"device_unit for weight is kg or lb, got {unit!r}")
-    imperial = unit == "lb"
+    imperial = _device_unit(record, "weight", "kg", "lb")
     value = values.get("weight_kg")
     if value is None:
         raw = 0xFFFF
     elif imperial:
-        raw = round(_number(value, "weight_kg") / KG_PER_LB * 100)
+        raw = _rounded(_number(value, "weight_kg") / KG_PER_LB, "weight_kg", 100)
     else:
-        raw = round(_number(value, "weight_kg") * 200)
+        raw = _rounded(value, "weight_kg", 200)
     if not 0 <= raw < 0xFFFF:
         raise PayloadError(f"weight_kg {value!r} out of range")
     flags = 0x01 if imperial else 0
@@ -809,9 +925,8 @@ def weight_encode(record: Mapping[str, Any]) -> bytes:
     if "bmi" in record:
         flags |= 0x08
         height_key = "height_in" if imperial else "height_m"
-        bmi = round(_number(record["bmi"], "bmi") * 10)
-        height = _number(record.get(height_key, 0), height_key)
-        height_raw = round(height * 10) if imperial else round(height * 1000)
+        bmi = _rounded(record["bmi"], "bmi", 10)
+        height_raw = _rounded(record.get(height_key, 0), height_key, 10 if imperial else 1000)
         out += _U16X2.pack(_uint(bmi, "bmi", 16), _uint(height_raw, height_key, 16))
     return bytes([flags]) + bytes(out)
 
@@ -828,6 +943,9 @@ class Characteristic:
     kind: str
     decode: Callable[[bytes], tuple[Values, Extra]]
     encode: Callable[[Mapping[str, Any]], bytes]
+    #: Extras that hold further contract values (PLX Fast and Slow SpO2PR): the codec
+    #: range-checks them like ``values``.
+    nested: tuple[str, ...] = ()
 
 
 CHARACTERISTICS: Final[dict[int, Characteristic]] = {
@@ -846,6 +964,7 @@ CHARACTERISTICS: Final[dict[int, Characteristic]] = {
             "spo2",
             plx_continuous_decode,
             plx_continuous_encode,
+            ("fast", "slow"),
         ),
         Characteristic(0x2A35, "Blood Pressure Measurement", "bp", bp_decode, bp_encode),
         Characteristic(

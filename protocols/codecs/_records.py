@@ -26,11 +26,26 @@ REASONS: Final[frozenset[str]] = frozenset(
 
 #: At most this many raw bytes are kept in an error record: an error about a 10 MB run
 #: of garbage must not hold 10 MB (the decoder's buffer is bounded, so are its errors).
+#: :class:`DecodeError` enforces it itself, whichever decoder built the record, and says
+#: how many bytes there were (``raw_length``) when it had to cut.
 RAW_CAP: Final[int] = 512
+#: At most this many characters of ``detail``: a sentence, never a copy of the input.
+DETAIL_CAP: Final[int] = 240
 
 #: Keys of the JSON line that extras may not override.
 _RESERVED_KEYS: Final[frozenset[str]] = frozenset(
-    {"kind", "values", "offset", "seq", "device_time", "clock_set", "error", "detail", "raw"}
+    {
+        "kind",
+        "values",
+        "offset",
+        "seq",
+        "device_time",
+        "clock_set",
+        "error",
+        "detail",
+        "raw",
+        "raw_length",
+    }
 )
 
 
@@ -88,27 +103,52 @@ class DecodeError:
     Attributes:
         reason: One of :data:`REASONS`.
         offset: Absolute byte offset of the bad frame's first byte in the input.
-        raw: The bad bytes as received, at most :data:`RAW_CAP` of them.
-        detail: One human sentence saying what was wrong, for the quarantine view.
+        raw: The bad bytes as received, at most :data:`RAW_CAP` of them: longer bytes
+            given to the constructor are cut to their first :data:`RAW_CAP`.
+        detail: One human sentence saying what was wrong, for the quarantine view (at most
+            :data:`DETAIL_CAP` characters: longer ones are cut and end with ``…``).
+        raw_length: How many bad bytes there were; more than ``len(raw)`` when ``raw``
+            was cut (a decoder that kept only the first bytes of a run passes the run's
+            length). Defaults to ``len(raw)``.
     """
 
     reason: str
     offset: int
     raw: bytes
     detail: str = ""
+    raw_length: int = 0
+
+    def __post_init__(self) -> None:
+        n = len(self.raw)
+        self.raw_length = max(self.raw_length, n)
+        if n > RAW_CAP:
+            self.raw = bytes(self.raw[:RAW_CAP])
+        if len(self.detail) > DETAIL_CAP:
+            self.detail = self.detail[: DETAIL_CAP - 1] + "…"
+
+    @property
+    def truncated(self) -> bool:
+        """True when ``raw`` holds only the first bytes of the bad run."""
+        return self.raw_length > len(self.raw)
 
     def to_json(self) -> dict[str, Any]:
         """The contract's error line: ``error`` and ``offset``, plus ``detail`` and ``raw`` hex.
 
         ``raw`` lets ``samu protocols encode`` replay the exact bad bytes, so a capture
-        survives a decode → encode round trip, errors included.
+        survives a decode → encode round trip, errors included. When ``raw`` was cut to
+        :data:`RAW_CAP` bytes the line also carries ``raw_length``, the original count,
+        so nobody mistakes the kept bytes for the whole run (and such a line is not
+        replayed: see :meth:`Codec.encode_error_line`).
         """
-        return {
+        out: dict[str, Any] = {
             "error": self.reason,
             "offset": self.offset,
             "detail": self.detail,
             "raw": self.raw.hex(),
         }
+        if self.raw_length > len(self.raw):
+            out["raw_length"] = self.raw_length
+        return out
 
 
 Item = Decoded | DecodeError
@@ -167,14 +207,25 @@ class Codec(ABC):
         return self.decoder().decode_all(data)
 
     def encode_error_line(self, record: Mapping[str, Any]) -> bytes:
-        """Replay an error line's ``raw`` hex: lets captures with bad frames round-trip."""
+        """Replay an error line's ``raw`` hex: lets captures with bad frames round-trip.
+
+        A line whose ``raw`` was cut (it carries a ``raw_length`` larger than its bytes)
+        is refused: replaying the kept bytes would silently shorten the capture.
+        """
         raw = record.get("raw")
         if not isinstance(raw, str):
             raise EncodeError("an error line can only be re-encoded from its 'raw' hex bytes")
         try:
-            return bytes.fromhex(raw)
+            data = bytes.fromhex(raw)
         except ValueError as exc:
             raise EncodeError(f"'raw' is not hex: {exc}") from None
+        length = record.get("raw_length", len(data))
+        if length != len(data):
+            raise EncodeError(
+                f"this error line keeps {len(data)} of its {length} bytes (raw_length): "
+                "it cannot be replayed exactly; re-encode from the original capture"
+            )
+        return data
 
 
 def check_max_buffer(max_buffer: int | None, default: int, minimum: int) -> int:

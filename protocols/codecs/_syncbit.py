@@ -68,6 +68,7 @@ class SyncBitDecoder(StreamDecoder):
                     self._junk_raw,
                     f"{self._junk_len} bytes skipped: not a {self._what} record "
                     "(one byte with bit 7 set, then bytes with bit 7 clear)",
+                    self._junk_len,
                 )
             )
             self._junk_start = -1

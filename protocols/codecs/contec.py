@@ -16,15 +16,18 @@ byte  meaning
 Vector: PR 72, SpO2 98, signal 5, pleth 60, bar 4 = ``85 3C 04 48 62``. The odd parity
 of 8O1 is the serial port's business (pyserial checks it), not the codec's. The device
 sends pulse 255 and SpO2 127 when it has no reading: those decode to ``None``; SpO2
-101..126 is a ``payload`` error. Resynchronisation is on the byte-0 high bit
-(see ``_syncbit``).
+101..126 is a ``payload`` error, as is any value outside the range table all codecs
+share (``_ranges``), which the encoder refuses with the same sentence.
+Resynchronisation is on the byte-0 high bit (see ``_syncbit``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from protocols.codecs._ranges import check_decoded, check_values
 from protocols.codecs._records import (
     Codec,
     Decoded,
@@ -32,6 +35,7 @@ from protocols.codecs._records import (
     EncodeError,
     Item,
     StreamDecoder,
+    Value,
 )
 from protocols.codecs._syncbit import SyncBitDecoder
 
@@ -54,18 +58,18 @@ _NAME_TO_BIT: Final[dict[str, tuple[int, int]]] = {v: k for k, v in STATUS_BITS.
 def parse_packet(rec: bytes, offset: int) -> Item:
     """Decode one 5-byte packet (shape already checked by the sync scan)."""
     b0, pleth, b2, pulse_low, spo2 = rec
-    if SPO2_MISSING > spo2 > 100:
-        return DecodeError(
-            "payload", offset, rec, f"SpO2 byte {spo2}: not 0..100 nor 127 (missing)"
-        )
     pulse = (b2 & 0x40) << 1 | pulse_low
     status = [name for (i, bit), name in STATUS_BITS.items() if (b0 if i == 0 else b2) & bit]
+    values: dict[str, Value] = {
+        "spo2_pct": None if spo2 == SPO2_MISSING else spo2,
+        "pulse_bpm": None if pulse == PULSE_MISSING else pulse,
+    }
+    problem = check_decoded(values)
+    if problem is not None:
+        return DecodeError("payload", offset, rec, problem)
     return Decoded(
         "spo2",
-        {
-            "spo2_pct": None if spo2 == SPO2_MISSING else spo2,
-            "pulse_bpm": None if pulse == PULSE_MISSING else pulse,
-        },
+        values,
         offset,
         rec,
         None,
@@ -83,6 +87,8 @@ def _int(value: object, key: str, maximum: int, missing: int | None) -> int:
     if value is None and missing is not None:
         return missing
     if isinstance(value, float):
+        if not math.isfinite(value):  # JSON lets NaN and Infinity through
+            raise EncodeError(f"{key} must be a finite number, got {value!r}")
         value = round(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
         raise EncodeError(
@@ -110,6 +116,9 @@ class ContecCodec(Codec):
         values = record.get("values", {})
         if not isinstance(values, Mapping):
             raise EncodeError("'values' must be an object")
+        problem = check_values(values)
+        if problem is not None:
+            raise EncodeError(problem)
         spo2 = _int(values.get("spo2_pct"), "spo2_pct", 100, SPO2_MISSING)
         pulse = _int(values.get("pulse_bpm"), "pulse_bpm", PULSE_MISSING - 1, PULSE_MISSING)
         b = [

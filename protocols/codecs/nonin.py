@@ -16,17 +16,21 @@ byte  meaning
 ====  =====================================================================
 
 Heart rate 511 and SpO2 127 are "missing" and decode to ``None`` (the key is present:
-the device measures it, it has no reading now). SpO2 101..126 cannot be a reading and
-makes the record a ``payload`` error. Resynchronisation is on the STATUS1 high bit
-(see ``_syncbit``). Status bits are reported by name in ``status``; STATUS2 bits the
-contract does not name appear as ``status2_bitN``.
+the device measures it, it has no reading now). SpO2 101..126 and a heart rate above
+300 /min cannot be readings (the range table all codecs share, ``_ranges``) and make the
+record a ``payload`` error; the encoder refuses them with the same sentence.
+Resynchronisation is on the STATUS1 high bit (see ``_syncbit``). Status bits are
+reported by name in ``status``; STATUS2 bits the contract does not name appear as
+``status2_bitN``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from protocols.codecs._ranges import check_decoded, check_values
 from protocols.codecs._records import (
     Codec,
     Decoded,
@@ -34,6 +38,7 @@ from protocols.codecs._records import (
     EncodeError,
     Item,
     StreamDecoder,
+    Value,
 )
 from protocols.codecs._syncbit import SyncBitDecoder
 
@@ -67,19 +72,19 @@ _NAME_TO_BIT: Final[dict[str, tuple[int, int]]] = {
 def parse_record(rec: bytes, offset: int) -> Item:
     """Decode one 4-byte record (shape already checked by the sync scan)."""
     s1, hr_low, spo2, s2 = rec
-    if SPO2_MISSING > spo2 > 100:
-        return DecodeError(
-            "payload", offset, rec, f"SpO2 byte {spo2}: not 0..100 nor 127 (missing)"
-        )
     hr = (s1 & 0x03) << 7 | hr_low
     status = [name for bit, name in STATUS1_BITS.items() if s1 & bit]
     status += [name for bit, name in STATUS2_BITS.items() if s2 & bit]
+    values: dict[str, Value] = {
+        "spo2_pct": None if spo2 == SPO2_MISSING else spo2,
+        "pulse_bpm": None if hr == HR_MISSING else hr,
+    }
+    problem = check_decoded(values)
+    if problem is not None:
+        return DecodeError("payload", offset, rec, problem)
     return Decoded(
         "spo2",
-        {
-            "spo2_pct": None if spo2 == SPO2_MISSING else spo2,
-            "pulse_bpm": None if hr == HR_MISSING else hr,
-        },
+        values,
         offset,
         rec,
         None,
@@ -92,6 +97,8 @@ def _int(value: object, key: str, maximum: int, missing: int) -> int:
     if value is None:
         return missing
     if isinstance(value, float):
+        if not math.isfinite(value):  # JSON lets NaN and Infinity through
+            raise EncodeError(f"{key} must be a finite number, got {value!r}")
         value = round(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
         raise EncodeError(f"{key} must be 0..{maximum} or null, got {value!r}")
@@ -117,6 +124,9 @@ class NoninCodec(Codec):
         values = record.get("values", {})
         if not isinstance(values, Mapping):
             raise EncodeError("'values' must be an object")
+        problem = check_values(values)
+        if problem is not None:
+            raise EncodeError(problem)
         spo2 = _int(values.get("spo2_pct"), "spo2_pct", 100, SPO2_MISSING)
         hr = _int(values.get("pulse_bpm"), "pulse_bpm", HR_MISSING - 1, HR_MISSING)
         s1, s2 = 0x80 | (hr >> 7), 0

@@ -9,7 +9,10 @@ Checks run in the order that makes the reason code truthful: ``length`` (no fram
 longer than 258 wire bytes or outside 12..256 decoded bytes), ``cobs``, ``crc``, then
 ``version``, ``type`` and ``payload``. The CRC comes before the header checks because a
 frame that fails its CRC has no trustworthy header: calling line noise on byte 0 a
-``version`` error would send a technician after a firmware mismatch.
+``version`` error would send a technician after a firmware mismatch. A characteristic
+value that parses but holds a physiologically impossible value (SpO2 900 %: the
+characteristic decoders of ``_gatt`` check the range table of ``_ranges``) is a
+``payload`` error too, and the encoder refuses to write one, with the same sentence.
 
 Resynchronisation and recovery: the decoder always restarts at the next 0x00. When a
 segment fails framing (``length``, ``cobs`` or ``crc``) it also looks for a valid frame
@@ -33,6 +36,7 @@ from protocols.codecs._bits import bits_to_names, names_to_bits
 from protocols.codecs._cobs import CobsError, cobs_decode, cobs_encode, max_encoded_size
 from protocols.codecs._crc import crc16_ccitt_false
 from protocols.codecs._gatt import CHARACTERISTICS, DEFAULT_UUID, PayloadError
+from protocols.codecs._ranges import check_values
 from protocols.codecs._records import (
     Codec,
     Decoded,
@@ -161,6 +165,17 @@ def _parse_frame(frame: bytes, offset: int, raw: bytes) -> Decoded:
             "status", {"battery_pct": _battery(battery, extra)}, offset, raw, seq, time, extra
         )
     raise _Reject("type", f"frame type 0x{ftype:02X} (known: HELLO 1, MEASUREMENT 2, STATUS 3)")
+
+
+def _nested_problem(holder: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    """Range problem of the contract values nested in extras (PLX Fast/Slow SpO2PR)."""
+    for key in keys:
+        nested = holder.get(key)
+        if isinstance(nested, Mapping):
+            problem = check_values(nested)
+            if problem is not None:
+                return f"{key}: {problem}"
+    return None
 
 
 def _segment(seg: bytes, offset: int) -> Decoded:
@@ -366,6 +381,9 @@ class Sbf1Codec(Codec):
         values = record.get("values", {})
         if not isinstance(values, Mapping):
             raise EncodeError("'values' must be an object")
+        problem = check_values(values)
+        if problem is not None:
+            raise EncodeError(problem)
         seq = _u(record.get("seq", 0), "seq", 16)
         device_time = record.get("device_time")
         device_time = 0 if device_time is None else _u(device_time, "device_time", 32)
@@ -401,6 +419,9 @@ class Sbf1Codec(Codec):
                 raise EncodeError(
                     f"characteristic {record.get('uuid')!r} does not carry kind {kind!r}"
                 )
+            problem = _nested_problem(record, ch.nested)
+            if problem is not None:
+                raise EncodeError(problem)
             try:
                 payload = ch.encode(record)
             except PayloadError as exc:
