@@ -59,6 +59,7 @@ from protocols import (
     ResidentIdentity,
     TrustedPerson,
 )
+from protocols.models import LoincCodeStr
 from scenarios._model import Bilan, Scenario
 from scenarios._model import Patient as ScenarioPatient
 
@@ -373,6 +374,20 @@ def _gateway(
     return core
 
 
+#: Manual observations of a bilan: scenario key → LOINC code and UCUM unit.
+_BILAN_CODES: tuple[tuple[str, LoincCodeStr, str | None], ...] = (
+    ("heart_rate", "8867-4", "/min"),
+    ("spo2", "59408-5", "%"),
+    ("resp_rate", "9279-1", "/min"),
+    ("systolic", "8480-6", "mm[Hg]"),
+    ("diastolic", "8462-4", "mm[Hg]"),
+    ("temperature", "8310-5", "Cel"),
+    ("glucose", "41653-7", "mg/dL"),
+    ("weight", "29463-7", "kg"),
+    ("consciousness", "67775-7", None),
+)
+
+
 def bilan_body(
     b: object, patients: dict[str, ScenarioPatient], sim: Simulation, sender: EnvelopeSender
 ) -> BilanBody:
@@ -419,47 +434,32 @@ def bilan_body(
     fast = None
     if flags.fast is not None:
         fast = FastSigns(face=flags.fast, arm=flags.fast, speech=flags.fast)
-    observations: tuple[Observation, ...] = ()
     now = sender.now()
+    measured: dict[str, float | str] = {}
     if b.with_vitals:
         v = sim.patient(p.id).at(sim.clock.now())
-        observations = (
-            Observation(
-                code="8867-4",
-                value=float(round(v.heart_rate)),
-                unit="/min",
-                time=now,
-                method="manual",
-            ),
-            Observation(
-                code="59408-5", value=float(round(v.spo2)), unit="%", time=now, method="manual"
-            ),
-            Observation(
-                code="9279-1",
-                value=float(round(v.resp_rate)),
-                unit="/min",
-                time=now,
-                method="manual",
-            ),
-            Observation(
-                code="8480-6",
-                value=float(round(v.systolic)),
-                unit="mm[Hg]",
-                time=now,
-                method="manual",
-            ),
-            Observation(
-                code="8462-4",
-                value=float(round(v.diastolic)),
-                unit="mm[Hg]",
-                time=now,
-                method="manual",
-            ),
-            Observation(
-                code="8310-5", value=round(v.temperature, 1), unit="Cel", time=now, method="manual"
-            ),
-            Observation(code="67775-7", value=v.consciousness, time=now, method="manual"),
-        )
+        measured = {
+            "heart_rate": float(round(v.heart_rate)),
+            "spo2": float(round(v.spo2)),
+            "resp_rate": float(round(v.resp_rate)),
+            "systolic": float(round(v.systolic)),
+            "diastolic": float(round(v.diastolic)),
+            "temperature": round(v.temperature, 1),
+            "consciousness": v.consciousness,
+        }
+    on_oxygen: bool | None = None
+    for key, value in b.observations.items():  # what the nurse measured herself
+        if key == "on_oxygen":
+            on_oxygen = bool(value)
+        elif isinstance(value, str):
+            measured[key] = value
+        else:
+            measured[key] = round(float(value), 1) if key == "temperature" else float(value)
+    observations = tuple(
+        Observation(code=code, value=measured[key], unit=unit, time=now, method="manual")
+        for key, code, unit in _BILAN_CODES
+        if key in measured
+    )
     return BilanBody(
         v=1,
         nurse=Nurse(rpps=b.nurse.rpps, name=b.nurse.name),
@@ -475,6 +475,7 @@ def bilan_body(
             cardiac_arrest=flags.cardiac_arrest,
         ),
         observations=observations,
+        on_oxygen=on_oxygen,
         notes=b.text or None,
     )
 

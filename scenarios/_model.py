@@ -412,6 +412,31 @@ class Bilan(_Strict):
     flags: BilanFlags = BilanFlags()
     text: str = ""
     with_vitals: bool = Field(True, description="Attach the resident's current vitals.")
+    observations: dict[str, float | bool | str] = Field(
+        default_factory=dict,
+        description="What the nurse measured herself, e.g. { resp_rate = 24, consciousness = "
+        '"C", on_oxygen = false }: any vital of the baseline, plus consciousness and '
+        "on_oxygen. They replace the simulated value of the same vital.",
+    )
+
+    @model_validator(mode="after")
+    def _check_observations(self) -> Bilan:
+        for key, value in self.observations.items():
+            if key == "consciousness":
+                if value not in ("A", "C", "V", "P", "U"):
+                    raise ValueError(f"observations.consciousness: one of A C V P U, not {value!r}")
+            elif key == "on_oxygen":
+                if not isinstance(value, bool):
+                    raise ValueError("observations.on_oxygen: true or false")
+            elif key in VITALS:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"observations.{key}: a number, not {value!r}")
+            else:
+                raise ValueError(
+                    f"observations.{key}: unknown (one of {', '.join(VITALS)}, consciousness, "
+                    "on_oxygen)"
+                )
+        return self
 
 
 # -- expectations -------------------------------------------------------------------------

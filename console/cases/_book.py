@@ -365,6 +365,10 @@ class CaseBook:
             cardiac_arrest=f.cardiac_arrest,
             pain=f.pain,
         )
+        if body.on_oxygen is not None:  # NEWS2's "air or oxygen", from the nurse
+            res.params.setdefault("oxygen", _Param()).add(
+                _Latest(body.on_oxygen, a.received_ts, None), True, self.smoothing_s
+            )
         if body.dlu is not None and body.dlu.hypercapnic_respiratory_failure:
             res.spo2_scale = 2  # set for this resident by their DLU: never inferred
         conn.execute(

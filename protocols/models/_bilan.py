@@ -203,6 +203,9 @@ class BilanBody(Message):
         complaint: the reason for calling, in the nurse's words.
         flags: structured flags.
         observations: vital signs, as in ``vitals`` (typed ones have method ``manual``).
+        on_oxygen: whether the resident was on supplemental oxygen when the nurse
+            measured (NEWS2's "air or oxygen"); ``None`` when not said. No LOINC
+            observation carries it, and without it NEWS2 can never be complete.
         attachments: files by SHA-256 and size, no repeats.
         notes: free text beyond the complaint.
     """
@@ -214,6 +217,7 @@ class BilanBody(Message):
     complaint: Text
     flags: BilanFlags
     observations: Annotated[Tuple[Observation], Field(max_length=256)] = ()
+    on_oxygen: bool | None = None
     attachments: Annotated[Tuple[Attachment], Field(max_length=32)] = ()
     notes: Text | None = None
 
