@@ -165,3 +165,33 @@ def test_a_running_writer_s_uncovered_tail_is_reported_not_damaged(db: Path) -> 
         assert report.status == "intact" and report.uncovered == 1
         assert any("not yet covered by a signed checkpoint" in n for n in report.notes)
     assert verify_trail(db).uncovered == 0  # the clean close covered it
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["triage", "score", "{csv}"],
+        ["protocols", "decode", "--format", "sbf1", "{csv}"],
+        ["users", "list", "--db", "{db}"],
+        ["audit", "verify", "--db", "{db}"],
+    ],
+)
+def test_a_bad_configuration_is_one_line_for_every_command(
+    argv: list[str],
+    db: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    csv = tmp_path / "v.csv"
+    csv.write_text(
+        "id,resp_rate,spo2,spo2_scale,on_oxygen,systolic_bp,heart_rate,consciousness,temperature\n"
+    )
+    args = [a.replace("{csv}", str(csv)).replace("{db}", str(db)) for a in argv]
+    capsys.readouterr()
+    assert main([*args, "--config", str(tmp_path / "absent.toml")]) == EXIT_USAGE
+    assert "configuration file not found" in capsys.readouterr().err
+    monkeypatch.setenv("SAMU_TRIAGE__FRESHNESS_S", "abc")
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "SAMU_TRIAGE__FRESHNESS_S" in err and len(err.strip().splitlines()) == 1

@@ -70,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        # Every command reads --config and SAMU_* the same way, whether it uses them or
+        # not: a bad file or variable is one clear line everywhere, never ignored here
+        # and a traceback there.
+        from console.cli._context import settings_of
+
+        settings_of(args)
         code: int = handler(args)
     except UsageError as exc:
         print(f"samu {args.command}: error: {exc}", file=sys.stderr)
