@@ -195,3 +195,20 @@ def test_a_bad_configuration_is_one_line_for_every_command(
     assert main(args) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "SAMU_TRIAGE__FRESHNESS_S" in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_with_a_broker_says_what_its_retained_checkpoint_showed(
+    db: Path, mosquitto: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = mosquitto.url  # type: ignore[attr-defined]
+    assert main(["audit", "verify", "--db", str(db), "--mqtt", url]) == EXIT_OK
+    assert (
+        "no retained checkpoint on samu/v1/centre/samu075/audit/checkpoint"
+        in capsys.readouterr().out
+    )
+    assert main(["audit", "checkpoint", "--db", str(db), "--mqtt", url]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["audit", "verify", "--db", str(db), "--mqtt", url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "retained checkpoint on samu/v1/centre/samu075/audit/checkpoint at" in out
+    assert "covers" in out and "judged with the outside checkpoints" in out

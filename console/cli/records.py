@@ -302,6 +302,18 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 notes.append(f"no retained checkpoint on {target.topic} at {target.display}")
             else:
                 retained.append(found)
+                cp = found.checkpoint
+                if cp is None:
+                    notes.append(
+                        f"retained checkpoint on {target.topic} at {target.display} is "
+                        f"unreadable ({found.error}): judged as a forged outside checkpoint"
+                    )
+                else:
+                    notes.append(
+                        f"retained checkpoint on {target.topic} at {target.display}: covers "
+                        f"{cp.tree_size} events, signed {cp.time} by key {cp.key_id}; judged "
+                        "with the outside checkpoints"
+                    )
     report = verify_trail(
         db_path(args),
         settings_of(args).checkpoint_dir,
