@@ -52,7 +52,8 @@ def register(
         "protocols",
         parents=[common],
         help="decode/encode serial device captures, export message schemas",
-        description="Serial frame formats of protocols.md: decode, encode, JSON Schemas.",
+        description="Serial frame formats (sbf1, masimo-ascii1, nonin-df8, contec-cms50d): "
+        "decode, encode, JSON Schemas. See the README, section Devices and wire formats.",
     )
     psub = p.add_subparsers(dest="protocols_command", metavar="SUBCOMMAND", required=True)
 
