@@ -324,8 +324,8 @@ class CaseBook:
         events: list[CaseEvent] = []
         with self._store.transaction() as conn:
             for a in accepted:
-                if isinstance(a.envelope.body, VideoBody):
-                    events += self._video(conn, a, a.envelope.body, now)
+                if isinstance(a.body, VideoBody):
+                    events += self._video(conn, a, a.body, now)
                     continue
                 if a.resident is None:
                     continue
@@ -342,7 +342,7 @@ class CaseBook:
                         o.method == "manual",
                         self.smoothing_s,
                     )
-                body = a.envelope.body
+                body = a.body
                 if isinstance(body, BilanBody):
                     events += self._bilan(conn, res, a, body, now)
                 elif isinstance(body, ImplantBody):
@@ -376,7 +376,7 @@ class CaseBook:
             " WHERE resident_id = ?",
             (res.bilan_flags, now, res.spo2_scale, res.resident_id),
         )
-        case_id, opened = self._open_case(conn, res, "bilan", now, f"bilan:{a.envelope.device}")
+        case_id, opened = self._open_case(conn, res, "bilan", now, f"bilan:{a.device}")
         flags = [
             name
             for name in ("fall", "chest_pain", "new_confusion", "cardiac_arrest")
@@ -405,7 +405,7 @@ class CaseBook:
         )
         if not codes:
             return []
-        case_id, opened = self._open_case(conn, res, "implant", now, f"implant:{a.envelope.device}")
+        case_id, opened = self._open_case(conn, res, "implant", now, f"implant:{a.device}")
         conn.execute(
             "UPDATE cases SET implant_alerts = ?, updated_at = ? WHERE case_id = ?",
             (_dumps(list(codes)), iso(now), case_id),
@@ -415,7 +415,7 @@ class CaseBook:
             case_id,
             now,
             "implant_alert",
-            {"message": a.msg_id, "device": a.envelope.device, "alerts": list(codes)},
+            {"message": a.msg_id, "device": a.device, "alerts": list(codes)},
         )
         events = [
             CaseEvent("implant_alert", case_id, res.resident_id, now, {"alerts": list(codes)})
@@ -446,7 +446,7 @@ class CaseBook:
                 consent.relation if consent else None,
                 consent.how if consent else None,
                 loss,
-                f"gateway:{a.envelope.device}",
+                f"gateway:{a.device}",
             ),
         )
         detail: dict[str, Any] = {"session": body.session, "event": body.event}

@@ -40,8 +40,8 @@ def register(
         metavar="SPEC",
         action="append",
         default=[],
-        help="a serial device read by the hub itself (not yet available: use an EHPAD "
-        "gateway, samu sim --gateway)",
+        help="a device wired to the hub: port=URL,format=F,site=S,device=D[,patient=P]"
+        "[,baud=N] (repeat for several; URL as pyserial: /dev/ttyUSB0, socket://…)",
     )
     p.set_defaults(handler=_hub)
 
@@ -56,14 +56,17 @@ def _hub(args: argparse.Namespace) -> int:
     centre = args.centre or settings.centre
     if not re.fullmatch(r"samu[0-9]{3}", centre):
         raise UsageError(f"--centre {centre!r}: expected samu followed by 3 digits (samu075)")
-    if args.serial:
-        raise UsageError(
-            "--serial: the hub does not read serial ports itself yet; run the EHPAD "
-            "gateway (samu sim --gateway, or a real gateway) onto the broker"
-        )
+    from console.ingest import SerialSpecError, parse_serial_spec
+
+    try:
+        serial = [parse_serial_spec(text) for text in args.serial]
+    except SerialSpecError as exc:
+        raise UsageError(str(exc)) from None
     broker = broker_of(args, args.mqtt)
+    if broker is None and not serial:
+        raise UsageError("nothing to ingest: give --mqtt URL (or SAMU_MQTT__URL) or --serial SPEC")
     with services_of(args, create=True) as services:
-        hub = Hub(services, broker=broker, centre=centre)
+        hub = Hub(services, broker=broker, centre=centre, serial=serial)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from console.ingest._pipeline import (
     IngestStats,
     Outcome,
     Quarantined,
+    SerialSource,
     StoredObservation,
     iso,
     quarantine_rows,
@@ -28,10 +29,17 @@ from console.ingest._registry import (
     read_key_file,
     write_key_file,
 )
+from console.ingest._serial import (
+    DEFAULT_BAUD,
+    SerialReader,
+    SerialSpecError,
+    parse_serial_spec,
+)
 from console.ingest._watch import IncidentWatch, RaisedIncident
 
 __all__ = [
     "CLOCK_TOLERANCE_S",
+    "DEFAULT_BAUD",
     "QUARANTINE_REASONS",
     "Accepted",
     "DeviceInfo",
@@ -46,8 +54,12 @@ __all__ = [
     "Quarantined",
     "RaisedIncident",
     "Sender",
+    "SerialReader",
+    "SerialSource",
+    "SerialSpecError",
     "StoredObservation",
     "iso",
+    "parse_serial_spec",
     "quarantine_rows",
     "raw_opener",
     "read_key_file",

@@ -82,22 +82,49 @@ class StoredObservation:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A message stored once; ``resident`` is the site-local reference it concerns."""
+    """A message (or serial frame) stored once; ``resident`` is the site-local
+    reference it concerns. A serial frame has no envelope (``envelope`` is None)."""
 
     msg_id: int
-    envelope: Envelope
+    envelope: Envelope | None
     source: str
     received_ts: float
     resident: str | None
     observations: tuple[StoredObservation, ...] = ()
+    frame_site: str | None = None
+    frame_device: str | None = None
+    frame_kind: str | None = None
 
     @property
     def site(self) -> str:
-        return self.envelope.site
+        return self.envelope.site if self.envelope is not None else str(self.frame_site)
+
+    @property
+    def device(self) -> str:
+        return self.envelope.device if self.envelope is not None else str(self.frame_device)
 
     @property
     def kind(self) -> str:
-        return self.envelope.kind
+        return self.envelope.kind if self.envelope is not None else f"frame:{self.frame_kind}"
+
+    @property
+    def body(self) -> object:
+        return self.envelope.body if self.envelope is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSource:
+    """A bedside device the hub reads itself: where, which format, who it is."""
+
+    url: str
+    format: str
+    site: str
+    device: str
+    patient: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"serial:{self.url}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +315,111 @@ class Ingest:
                     continue
                 msg_id = int(cur.lastrowid or 0)
                 outcomes.append(self._store_body(conn, msg_id, c))
+        return outcomes
+
+    # ------------------------------------------------------------------ serial frames
+
+    def accept_frames(
+        self, port: SerialSource, items: Sequence[object], received_ts: float
+    ) -> list[Outcome]:
+        """Store what a serial reader decoded (``protocols.codecs`` items) in one commit.
+
+        A decoded frame becomes a message row (no envelope: the serial line is the
+        trusted path of a device wired to the hub) and its observations; a bad frame is
+        quarantined with the codec's reason (``crc``, ``sync``, ``truncated``…) and its
+        bytes, and counts as a device error.
+        """
+        from protocols.codecs import Decoded, DecodeError
+        from protocols.vocab import VALUE_KEYS
+
+        outcomes: list[Outcome] = []
+        with self._store.transaction() as conn:
+            for item in items:
+                if isinstance(item, DecodeError):
+                    q = self._quarantine(
+                        conn,
+                        _Checked(
+                            Incoming(port.source, bytes(item.raw), received_ts),
+                            reason=item.reason,
+                            detail=item.detail or f"bad {port.format} frame at byte {item.offset}",
+                            site=port.site,
+                            device=port.device,
+                        ),
+                    )
+                    conn.execute(
+                        "UPDATE devices SET errors = errors + 1 WHERE site = ? AND device = ?",
+                        (port.site, port.device),
+                    )
+                    outcomes.append(q)
+                    continue
+                if not isinstance(item, Decoded):
+                    continue
+                cur = conn.execute(
+                    "INSERT INTO ingest_messages (envelope_id, site, device, seq, kind, source,"
+                    " received_at, sent_at, raw) VALUES (NULL, ?, ?, NULL, ?, ?, ?, NULL, ?)",
+                    (
+                        port.site,
+                        port.device,
+                        f"frame:{item.kind}",
+                        port.source,
+                        iso(received_ts),
+                        self.seal_raw(bytes(item.raw)),
+                    ),
+                )
+                msg_id = int(cur.lastrowid or 0)
+                device_ts = float(item.device_time) if item.device_time else None
+                skew = device_ts is None or abs(device_ts - received_ts) > CLOCK_TOLERANCE_S
+                when = received_ts if skew or device_ts is None else device_ts
+                stored = []
+                for key, value in item.values.items():
+                    info = VALUE_KEYS.get(key)
+                    if info is None or info.loinc is None or not isinstance(value, int | float):
+                        continue
+                    flagged = bool(skew and device_ts is not None)
+                    row = (port.site, port.patient, port.device, info.loinc, float(value))
+                    obs = conn.execute(
+                        "INSERT INTO observations (msg_id, site, resident, device, code, value,"
+                        " coded, unit, method, measured_at, observed_ts, clock_skew)"
+                        " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, 'device', ?, ?, ?)",
+                        (msg_id, *row, info.unit, iso(when), when, int(flagged)),
+                    )
+                    stored.append(
+                        StoredObservation(
+                            int(obs.lastrowid or 0),
+                            info.loinc,
+                            float(value),
+                            None,
+                            when,
+                            flagged,
+                            "device",
+                        )
+                    )
+                battery = item.values.get("battery_pct")
+                conn.execute(
+                    "UPDATE devices SET frames = frames + 1, last_seen = ?, state = 'online',"
+                    " battery_pct = coalesce(?, battery_pct) WHERE site = ? AND device = ?",
+                    (
+                        iso(received_ts),
+                        int(battery) if isinstance(battery, int | float) else None,
+                        port.site,
+                        port.device,
+                    ),
+                )
+                self.stats.accepted += 1
+                self.stats.observations += len(stored)
+                outcomes.append(
+                    Accepted(
+                        msg_id,
+                        None,
+                        port.source,
+                        received_ts,
+                        port.patient,
+                        tuple(stored),
+                        frame_site=port.site,
+                        frame_device=port.device,
+                        frame_kind=item.kind,
+                    )
+                )
         return outcomes
 
     def _quarantine(self, conn: sqlite3.Connection, c: _Checked) -> Quarantined:

@@ -27,6 +27,9 @@ QUIET_S = 3600.0
 SKEWED = 30
 #: Distinct unknown senders reported per quiet period (a scan must not flood review).
 UNKNOWN_MAX = 20
+#: Bad serial frames from one device within WINDOW_S that make a technical incident.
+FRAME_ERRORS = 10
+_MESSAGE_REASONS = frozenset({"too_large", "json", "schema", "mac", "unknown_device", "topic"})
 
 _WHO = AuditContext(actor="system:ingest", role="system", terminal="hub")
 
@@ -51,6 +54,7 @@ class IncidentWatch:
         self._last: dict[tuple[str, str, str], float] = {}
         self._unknown_window: deque[float] = deque()
         self._skew: dict[tuple[str, str], int] = {}
+        self._frame_errors: dict[tuple[str, str], deque[float]] = {}
 
     def _quiet(self, key: tuple[str, str, str], now: float) -> bool:
         last = self._last.get(key)
@@ -113,6 +117,24 @@ class IncidentWatch:
                         severity="high",
                     )
                 ]
+        elif q.reason not in _MESSAGE_REASONS:  # a codec's reason: a bad serial frame
+            times = self._frame_errors.setdefault((site, device), deque())
+            times.append(now)
+            while times and times[0] < now - WINDOW_S:
+                times.popleft()
+            key = ("technical", "frames", f"{site}/{device}")
+            if len(times) >= FRAME_ERRORS and not self._quiet(key, now):
+                return [
+                    self._raise(
+                        "technical",
+                        "frame-errors",
+                        site=q.site,
+                        device=q.device,
+                        title=f"{len(times)} bad frames from {site}/{device} within "
+                        f"{WINDOW_S / 60:g} min (last: {q.reason})",
+                        now=now,
+                    )
+                ]
         elif q.reason == "unknown_device":
             while self._unknown_window and self._unknown_window[0] < now - QUIET_S:
                 self._unknown_window.popleft()
@@ -132,10 +154,28 @@ class IncidentWatch:
                 ]
         return []
 
+    def serial_state(
+        self, site: str, device: str, url: str, state: str, now: float
+    ) -> list[RaisedIncident]:
+        """A serial port the hub reads went away (``disconnected``) or came back."""
+        if state != "disconnected" or self._quiet(
+            ("technical", "disconnect", f"{site}/{device}"), now
+        ):
+            return []
+        return [
+            self._raise(
+                "technical",
+                "device-disconnect",
+                site=site,
+                device=device,
+                title=f"{site}/{device} unplugged from {url}: the hub retries until it is back",
+                now=now,
+            )
+        ]
+
     def _accepted(self, a: Accepted, now: float) -> list[RaisedIncident]:
-        env = a.envelope
-        site, device = env.site, env.device
-        body = env.body
+        site, device = a.site, a.device
+        body = a.body
         out: list[RaisedIncident] = []
         if isinstance(body, DeathBody) and body.reason in ("connection_lost", "fault"):
             if not self._quiet(("technical", "disconnect", f"{site}/{device}"), now):

@@ -18,7 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from console.cases import CaseBook, CaseEvent
-from console.ingest import Accepted, IncidentWatch, Incoming, Ingest, Outcome, Quarantined
+from console.ingest import (
+    Accepted,
+    IncidentWatch,
+    Incoming,
+    Ingest,
+    Outcome,
+    Quarantined,
+    RaisedIncident,
+    SerialSource,
+)
 from console.services._compose import Services
 
 
@@ -90,9 +99,14 @@ class RegulationCore:
                         },
                     )
                 )
+        events += self._incidents(self.watch.observe(outcomes, now), now)
+        return Received(outcomes, events)
+
+    def _incidents(self, raised: Sequence[RaisedIncident], now: float) -> list[CaseEvent]:
         bindings = self.ingest.bindings
         cases = self.cases.open_cases()
-        for inc in self.watch.observe(outcomes, now):
+        events = []
+        for inc in raised:
             resident = bindings.get((inc.site or "", inc.device or ""))
             case_id = cases.get(f"{inc.site}/{resident}") if resident else None
             detail = {
@@ -106,7 +120,45 @@ class RegulationCore:
             if case_id is not None:
                 self.cases.add_timeline(case_id, now, "incident", detail)
             events.append(CaseEvent("incident", case_id, None, now, detail))
+        return events
+
+    def receive_frames(self, source: SerialSource, items: Sequence[object], now: float) -> Received:
+        """What a serial reader decoded: stored, applied, incidents raised."""
+        outcomes = self.ingest.accept_frames(source, items, now)
+        accepted = [o for o in outcomes if isinstance(o, Accepted)]
+        events = self.cases.apply(accepted, now) if accepted else []
+        for o in outcomes:
+            if isinstance(o, Quarantined):
+                events.append(
+                    CaseEvent(
+                        "quarantined",
+                        None,
+                        None,
+                        now,
+                        {
+                            "reason": o.reason,
+                            "source": o.source,
+                            "site": o.site,
+                            "device": o.device,
+                        },
+                    )
+                )
+        events += self._incidents(self.watch.observe(outcomes, now), now)
         return Received(outcomes, events)
+
+    def serial_state(self, source: SerialSource, state: str, now: float) -> list[CaseEvent]:
+        """A serial port went away or came back: incidents, device state."""
+        if state == "disconnected":
+            with self.services.store.transaction() as conn:
+                conn.execute(
+                    "UPDATE devices SET state = 'offline' WHERE site = ? AND device = ?",
+                    (source.site, source.device),
+                )
+        raised = self.watch.serial_state(source.site, source.device, source.url, state, now)
+        return [
+            CaseEvent("serial", None, None, now, {"port": source.url, "state": state}),
+            *self._incidents(raised, now),
+        ]
 
     def tick(self, now: float) -> list[CaseEvent]:
         """The triage tick (default every second)."""

@@ -19,11 +19,11 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from console.ingest import Incoming, Quarantined, iso
+from console.ingest import Incoming, Quarantined, SerialReader, SerialSource, iso
 from console.services._api import RegulationService
 from console.services._compose import Services
 from console.services._core import RegulationCore
@@ -45,8 +45,11 @@ class Hub:
         centre: str,
         out: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        serial: Sequence[tuple[SerialSource, int]] = (),
     ) -> None:
         self.services = services
+        self._serial = list(serial)
+        self.readers: list[SerialReader] = []
         self.broker = broker
         self.centre = centre
         self._out = out or sys.stdout
@@ -87,6 +90,42 @@ class Hub:
             self._last_reload = self._clock()
             await self._call(self.core.reload_keys)
 
+    async def _on_frames(self, source: SerialSource, items: Sequence[object], now: float) -> None:
+        assert self.core is not None
+        got = await self._call(self.core.receive_frames, source, items, now)
+        self._emit(got.events)
+
+    async def _on_serial_state(self, source: SerialSource, state: str, now: float) -> None:
+        assert self.core is not None
+        self._emit(await self._call(self.core.serial_state, source, state, now))
+
+    def _emit(self, events: Sequence[Any]) -> None:
+        for e in events:
+            self.log(e.event, **{k: v for k, v in e.as_log().items() if k != "event"})
+        if self.api is not None and events:
+            self.api.publish(events)
+
+    def _register_serial(self) -> None:
+        """Serial devices are counted like enrolled ones (their key is never used: the
+        wire to the hub is their trusted path)."""
+        from datetime import UTC, datetime
+
+        from console.ingest import Sender
+        from console.records import AuditContext
+
+        known = {(d.site, d.device) for d in self.services.devices.list()}
+        new = [
+            Sender(s.site, s.device, f"serial:{s.format}", s.patient)
+            for s, _ in self._serial
+            if (s.site, s.device) not in known
+        ]
+        if new:
+            self.services.devices.enrol(
+                AuditContext(actor="system:hub", role="system", terminal="hub"),
+                new,
+                now=datetime.now(UTC),
+            )
+
     async def _ticks(self) -> None:
         assert self.core is not None
         period = self.services.settings.triage.tick_s
@@ -110,6 +149,13 @@ class Hub:
             lambda: RegulationCore(self.services, now=self._clock(), centre=self.centre)
         )
         self.api = RegulationService(self.services, run=self._call)
+        if self._serial:
+            await self._call(self._register_serial)
+            await self._call(self.core.reload_keys)
+        self.readers = [
+            SerialReader(source, self._on_frames, self._on_serial_state, baudrate=baud)
+            for source, baud in self._serial
+        ]
         publisher = None
         if self.broker is not None:
             from console.records import CheckpointPublisher, checkpoint_topic
@@ -132,6 +178,7 @@ class Hub:
             db=str(self.services.db_path),
             centre=self.centre,
             mqtt=self.broker.display if self.broker else None,
+            serial=[s.url for s, _ in self._serial],
             cases_open=len(self.core.cases.open_cases()),
         )
         try:
@@ -141,7 +188,11 @@ class Hub:
                     tasks.create_task(self.subscriber.run(), name="mqtt-ingest")
                 if publisher is not None:
                     tasks.create_task(publisher.run(), name="checkpoint-publisher")
+                for reader in self.readers:
+                    tasks.create_task(reader.run(), name=f"serial-{reader.source.device}")
                 await self._stop.wait()
+                for reader in self.readers:
+                    reader.stop()
                 if self.subscriber is not None:
                     self.subscriber.stop()
                 checkpoint = await self._call(self.services.store.checkpoint)
