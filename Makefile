@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean mosquitto
+.PHONY: setup demo test test-fast lint bench clean mosquitto
 
 setup: $(STAMP) mosquitto
 
@@ -39,6 +39,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything except the few tests marked slow (CI runs them all).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/samu bench

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from console.records import Store, verify_trail
 
 CHILD = r"""
@@ -37,6 +39,7 @@ while True:
 ROUNDS = 6
 
 
+@pytest.mark.slow  # ~3.5 s: six SIGKILLed writer processes, each restarted and verified
 def test_sigkill_loses_no_acknowledged_event(tmp_path: Path) -> None:
     db = tmp_path / "crash.db"
     rng = random.Random(20250601)

@@ -37,7 +37,13 @@ from console.records import (
     verify_trail,
 )
 from console.records._checkpoint import canonical_bytes
-from tests.conftest import Broker, free_loopback_port, mosquitto_binary
+from tests.support.brokers import (
+    USERS,
+    Broker,
+    DeployedBroker,
+    free_loopback_port,
+    mosquitto_binary,
+)
 from transport import BrokerConfig
 
 TOPIC = "samu/v1/centre/samu075/audit/checkpoint"
@@ -381,11 +387,9 @@ def test_cli_broker_errors(
 
 
 @pytest.fixture
-def deployed(tmp_path: Path) -> Iterator[object]:
+def deployed(tmp_path: Path) -> Iterator[DeployedBroker]:
     if mosquitto_binary() is None or shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto (with mosquitto_passwd) is not installed")
-    from tests.test_topics import DeployedBroker
-
     (tmp_path / "deployed").mkdir()
     broker = DeployedBroker(tmp_path / "deployed")
     try:
@@ -397,14 +401,11 @@ def deployed(tmp_path: Path) -> Iterator[object]:
 
 
 def test_tls_and_password_from_the_environment(
-    deployed: object,
+    deployed: DeployedBroker,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.test_topics import USERS, DeployedBroker
-
-    assert isinstance(deployed, DeployedBroker)
     url = f"mqtts://hub.samu075@127.0.0.1:{deployed.tls_port}"
     monkeypatch.setenv("SAMU_MQTT_CA_FILE", str(deployed.crt))
     monkeypatch.setenv("SAMU_MQTT_PASSWORD", "wrong")

@@ -25,10 +25,10 @@ from console.records import AuditEvent, Store, verify_trail
 from console.records import _verify as verify_module
 from console.records._checkpoint import canonical_bytes
 from console.records._schema import AUDIT_TRIGGERS
+from tests.support.tampering import DROP, tamper, verdict
 
 SAMU = str(Path(sys.executable).parent / "samu")
 N_EVENTS = 40  # plus the key event at seq 1
-DROP = ("DROP TRIGGER audit_events_no_update", "DROP TRIGGER audit_events_no_delete")
 COLUMNS = (
     "seq",
     "time",
@@ -64,20 +64,6 @@ def make_trail(directory: Path, events: int = N_EVENTS, every: int = 10) -> Path
                 )
             )
     return path
-
-
-def tamper(path: Path, *statements: str, params: tuple = ()) -> None:
-    conn = sqlite3.connect(path)
-    for sql in statements:
-        conn.execute(sql, params if "?" in sql else ())
-    conn.commit()
-    conn.close()
-
-
-def verdict(path: Path, **kw: object) -> tuple[int, str | None, int | None]:
-    report = verify_trail(path, **kw)  # type: ignore[arg-type]
-    first = report.first
-    return report.exit_code, first.kind if first else None, first.seq if first else None
 
 
 @pytest.fixture(scope="module")

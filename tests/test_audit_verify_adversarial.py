@@ -19,7 +19,7 @@ from console.records import AuditEvent, Store, verify_trail
 from console.records import _verify as verify_module
 from console.records._audit import MAX_DETAIL_DEPTH, canonical_text
 from console.records._schema import AUDIT_TRIGGERS, PROTECTIVE_TRIGGERS
-from tests.test_audit_tamper import verdict
+from tests.support.tampering import verdict
 
 
 def build(directory: Path, events: int = 28) -> Path:

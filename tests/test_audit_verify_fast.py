@@ -24,7 +24,7 @@ from console.records import AuditEvent, Store, verify_trail
 from console.records import _verify as verify_module
 from console.records._audit import EVENT_KEYS
 from console.records._schema import AUDIT_TRIGGERS
-from tests.test_audit_tamper import DROP, tamper, verdict
+from tests.support.tampering import DROP, tamper, verdict
 
 TEXT_COLUMNS = (
     "time",
@@ -136,6 +136,7 @@ def odd_events(actor: str, obj: str, reason: str, note: str) -> list[AuditEvent]
     ]
 
 
+@pytest.mark.slow  # ~4.5 s: a trail built and verified for each hypothesis example
 @given(actor=odd_text, obj=odd_text, reason=odd_text, note=odd_text)
 def test_unusual_legitimate_values_verify_intact(
     actor: str, obj: str, reason: str, note: str
@@ -346,6 +347,7 @@ def test_importing_the_verifier_leaves_the_heavy_parts_unloaded() -> None:
     assert set(console.records.__all__) == set(console.records._EXPORTS)
 
 
+@pytest.mark.slow  # ~4 s: a trail built and verified for each example, no checkpoint
 @given(actor=odd_text, obj=odd_text, reason=odd_text, note=odd_text)
 def test_unusual_legitimate_values_verify_intact_under_no_checkpoint_too(
     actor: str, obj: str, reason: str, note: str

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from console.auth import Action, Denied, Target
-from tests.test_auth_service import Env, make_env
+from tests.support.accounts import Env, make_env
 
 OTHER = Target("patient:p-other", site="ehpad-other")
 

@@ -16,7 +16,7 @@ from console.auth import (
     Target,
     scope_of,
 )
-from tests.test_auth_service import Env, make_env
+from tests.support.accounts import Env, make_env
 
 # The design note's table, transcribed independently of the code (records-security.md).
 DESIGN_TABLE = {

@@ -12,12 +12,10 @@ from console.auth import (
     AuthenticationFailedError,
     BackoffError,
     Denied,
-    LocalOperator,
     Target,
 )
-from tests.test_auth_service import PW, Env, make_env
+from tests.support.accounts import OP, PW, Env, make_env
 
-OP = LocalOperator("tester", "pts/test")
 OTHER = Target("patient:p-other", site="ehpad-other")
 
 

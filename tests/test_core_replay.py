@@ -49,6 +49,7 @@ def test_icd_storm_opens_one_case_from_the_implant_and_reaches_p0(services: Serv
     assert at_p0 and at_p0[0] <= 16 * 60
 
 
+@pytest.mark.slow  # ~4 s: a whole scenario replayed into the core
 def test_sepsis_bilan_joins_the_vitals_case_and_its_observations_count(
     services: Services,
 ) -> None:
@@ -72,6 +73,7 @@ def test_sepsis_bilan_joins_the_vitals_case_and_its_observations_count(
     assert any("consciousness C" in r for r in reasons)
 
 
+@pytest.mark.slow  # ~3.5 s: a whole scenario replayed into the core
 def test_every_triage_result_names_its_policy_and_real_observations(services: Services) -> None:
     replay("night-fall-hypoxaemia", services)
     rows = services.store.fetchall(
@@ -90,6 +92,7 @@ def test_every_triage_result_names_its_policy_and_real_observations(services: Se
             assert found == len(ids)
 
 
+@pytest.mark.slow  # ~3.3 s: a whole scenario replayed into the core
 def test_the_fall_artefact_alone_does_not_open_a_case(services: Services) -> None:
     """night-fall: an artefact at the fall (~10 min) must not escalate; the slow
     hypoxaemia after it must (expectations of the library file)."""

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 _SAMU = shutil.which("samu", path=str(Path(sys.executable).parent))
 SAMU = [_SAMU] if _SAMU else [sys.executable, "-c", "from console.cli._main import entry; entry()"]
 DEVICES = ["oxi-ch12", "cuff-ch12", "thermo-ch12", "radical7-ch14", "nonin-ch15"]
@@ -31,6 +33,7 @@ def run_demo(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     return result, time.monotonic() - started
 
 
+@pytest.mark.slow  # ~3.2 s: the whole `samu demo` in a subprocess
 def test_demo_runs_decodes_every_device_and_quarantines_one_frame() -> None:
     result, elapsed = run_demo("--seconds", "3", "--speed", "4")
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,6 @@ import math
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from protocols import (
     CanonicalJsonError,
@@ -22,6 +21,7 @@ from protocols import (
     sign_envelope,
     verify_envelope,
 )
+from tests.support.strategies import json_values
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
@@ -134,22 +134,6 @@ def test_non_json_values_refused() -> None:
 def test_non_ascii_kept_as_is_and_escapes_normalised() -> None:
     assert canonical_json({"n": "Zoë 東京 🚑"}) == '{"n":"Zoë 東京 🚑"}'.encode()
     assert canonical_json({"n": 'a"b\\c\n\u0001'}) == b'{"n":"a\\"b\\\\c\\n\\u0001"}'
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(exclude_categories=("Cs",))),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(st.characters(exclude_categories=("Cs",)), max_size=8), children, max_size=4
-        )
-    ),
-    max_leaves=20,
-)
 
 
 @given(json_values)

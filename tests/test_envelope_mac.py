@@ -23,8 +23,7 @@ from protocols import (
     sign_envelope,
     verify_envelope,
 )
-from tests.test_envelope_canonical import json_values
-from tests.test_models_strategies import envelopes
+from tests.support.strategies import envelopes, json_values
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(32, 64))

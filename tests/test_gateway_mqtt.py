@@ -21,7 +21,7 @@ from firmware_sim import DeviceSpec, KeyStore, RealClock, Simulation, profile_fo
 from firmware_sim.gateway import GatewayCore, GatewayPort, SerialGateway, first_will
 from firmware_sim.transports import BrokerConfig, MqttLink, OutMessage, PtyPort
 from protocols import KeyRing, open_envelope
-from tests.conftest import Broker
+from tests.support.brokers import Broker
 
 SITE = "ehpad-mqtt"
 

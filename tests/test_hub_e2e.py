@@ -96,6 +96,7 @@ def enrol(capsys: pytest.CaptureFixture[str], db: Path, scenario: str, keys: Pat
     capsys.readouterr()
 
 
+@pytest.mark.slow  # ~11 s: hub and simulator processes through a real broker
 def test_enrol_sim_hub_records_round_trip(
     mosquitto: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,10 +151,17 @@ class Witness:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id="witness", protocol=mqtt.MQTTv5
         )
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
         self.client.on_connect = lambda c, *_: c.subscribe("samu/v1/site/#", qos=1)
         self.client.on_subscribe = lambda *_: self._ready.set()
         self.client.on_message = self._message
-        self.client.connect(host, port)
+        # A persistent session too, so a broker restart loses nothing for the witness.
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        self.client.reconnect_delay_set(0.1, 1.0)
+        self.client.connect(host, port, clean_start=False, properties=properties)
         self.client.loop_start()
         assert self._ready.wait(10)
 
@@ -168,6 +176,7 @@ class Witness:
             return set(self.ids)
 
 
+@pytest.mark.slow  # ~7.5 s: a hub killed mid-stream and restarted
 def test_a_hub_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
     mosquitto: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -270,3 +279,44 @@ def test_enrolled_keys_rotate_and_the_key_file_is_never_overwritten(
     os.chmod(other, 0o600)
     assert main(["devices", "enrol", "--db", str(db), "--keys", str(keys)]) == EXIT_OK
     assert "1 key(s) rotated" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # ~10 s: the broker itself is restarted under load
+def test_a_broker_restart_loses_nothing_acknowledged(
+    mosquitto: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.records import Store
+
+    db, keys = tmp_path / "samu.db", tmp_path / "keys.json"
+    enrol(capsys, db, "sepsis-ehpad", keys)
+    witness = Witness(mosquitto.host, mosquitto.port)
+    hub = Hub(db, mosquitto.url)
+    try:
+        hub.wait_for("started")
+        runner = threading.Thread(
+            target=sim,
+            args=(mosquitto.url, keys, "sepsis-ehpad"),
+            kwargs={"speed": 300, "duration": 1500},
+        )
+        runner.start()
+        time.sleep(1.5)  # mid-stream: a fixed point in time is the test
+        mosquitto.stop()  # the broker goes down; publishers keep their outbox
+        time.sleep(1.0)
+        mosquitto.start()  # same port, same persistence file
+        runner.join(60)
+        deadline = time.monotonic() + 30
+        published: set[str] = set()
+        stored: set[str] = set()
+        while time.monotonic() < deadline:
+            published = set(witness.ids)
+            with Store.open(db, readonly=True) as store:
+                stored = {r[0] for r in store.fetchall("SELECT envelope_id FROM ingest_messages")}
+            if published and published <= stored:
+                break
+            time.sleep(0.2)
+    finally:
+        witness.close()
+        assert hub.stop() == 0
+    assert len(published) > 500
+    assert published - stored == set()
+    assert main(["audit", "verify", "--db", str(db)]) == EXIT_OK

@@ -13,19 +13,10 @@ import pytest
 
 from console.auth import AccountService, Denied
 from console.crypto import PatientShreddedError, WrongMasterKeyError, verify_bundle
-from console.identity import IdentityTraits, PatientService, RetentionRunner, nir_key
-from tests.test_auth_service import FAST, OP, Env, make_env
+from console.identity import IdentityTraits, PatientService, RetentionRunner
+from tests.support.accounts import FAST, OP, Env, make_env
+from tests.support.patients import BODY, INS, TRAITS
 
-BODY = "1370475112042"  # man, born April 1937 in 75112, order 042
-INS = BODY + f"{nir_key(BODY):02d}"
-TRAITS = IdentityTraits(
-    birth_name="Lefèvre-Dupontel",
-    first_names="Jean-Baptiste Marcel",
-    birth_date=date(1937, 4, 12),
-    sex="M",
-    birthplace_code="75112",
-    ins=INS,
-)
 SITE = "ehpad-bellevue"
 
 

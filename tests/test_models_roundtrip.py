@@ -24,7 +24,7 @@ from protocols import (
     parse_envelope,
 )
 from protocols.models import Message
-from tests.test_models_strategies import (
+from tests.support.strategies import (
     bilan_bodies,
     birth_bodies,
     death_bodies,

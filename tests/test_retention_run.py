@@ -9,7 +9,7 @@ import pytest
 
 from console.auth import Denied
 from console.identity import IdentityTraits, PatientService, RetentionRunner
-from tests.test_auth_service import OP, Env, make_env
+from tests.support.accounts import OP, Env, make_env
 
 TODAY = date(2025, 3, 1)
 

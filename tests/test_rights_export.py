@@ -16,8 +16,8 @@ from console.identity import (
     RightsService,
     UnknownPatientError,
 )
-from tests.test_auth_service import OP, make_env
-from tests.test_identity_patients import TRAITS
+from tests.support.accounts import OP, make_env
+from tests.support.patients import TRAITS
 
 
 def test_export_holds_identity_history_records_and_accesses(tmp_path) -> None:

@@ -20,7 +20,7 @@ import serial
 from console.cli import EXIT_USAGE, main
 from hardware import load_profile
 from protocols.codecs import Decoded, get_codec
-from tests.conftest import Broker
+from tests.support.brokers import Broker
 
 SAMU = [sys.executable, "-c", "from console.cli._main import entry; entry()"]
 

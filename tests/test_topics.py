@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import getpass
-import ipaddress
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,10 +34,8 @@ from protocols.topics import (
     video_filter,
     video_topic,
 )
-from tests.conftest import free_loopback_port, mosquitto_binary
-from tests.test_models_strategies import envelopes, ids, video_bodies
-
-HARDWARE = Path(__file__).resolve().parent.parent / "hardware" / "mosquitto"
+from tests.support.brokers import DeployedBroker, mosquitto_binary
+from tests.support.strategies import envelopes, ids, video_bodies
 
 BAD_IDS = ["", "a/b", "+", "#", "a+", "x#", "a b", "é", "x" * 65, "a\x00", "line\n", "/", "tab\t"]
 
@@ -174,111 +168,6 @@ def test_topic_for_death() -> None:
 # --------------------------------------------------------------------------------------
 # The shipped Mosquitto configuration and ACL, on a real broker (loopback only)
 # --------------------------------------------------------------------------------------
-
-USERS = {
-    "hub.samu075": "pw-hub",
-    "term.samu075.01": "pw-term",
-    "video.samu075": "pw-video",
-    "gw.ehpad-lilas": "pw-lilas",
-    "gw.ehpad-tilleuls": "pw-tilleuls",
-}
-
-
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "samu test broker")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    crt, pem = tmp / "server.crt", tmp / "server.key"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return crt, pem
-
-
-class DeployedBroker:
-    def __init__(self, tmp: Path) -> None:
-        self.tls_port, self.port = free_loopback_port(), free_loopback_port()
-        self.crt, key = _self_signed(tmp)
-        passwd = tmp / "passwd"
-        passwd.touch()
-        for user, pw in USERS.items():
-            subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, pw], check=True)
-        conf = (HARDWARE / "mosquitto.conf").read_text()
-        substitutions = {
-            "/etc/mosquitto/samu/passwd": str(passwd),
-            "/etc/mosquitto/samu/acl": str(HARDWARE / "acl"),
-            "/etc/mosquitto/samu/tls/server.crt": str(self.crt),
-            "/etc/mosquitto/samu/tls/server.key": str(key),
-            "/etc/mosquitto/samu/tls/ca.crt": str(self.crt),
-            "/var/lib/mosquitto/": f"{tmp}/",
-            "listener 8883\n": f"listener {self.tls_port} 127.0.0.1\n",
-            "listener 1883 127.0.0.1\n": f"listener {self.port} 127.0.0.1\n",
-            "log_dest syslog\n": f"log_dest file {tmp}/mosquitto.log\nuser {getpass.getuser()}\n",
-        }
-        for old, new in substitutions.items():
-            assert old in conf, f"shipped mosquitto.conf no longer contains {old!r}"
-            conf = conf.replace(old, new)
-        (tmp / "samu.conf").write_text(conf)
-        self.log = tmp / "mosquitto.log"
-        binary = mosquitto_binary()
-        assert binary is not None
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(tmp / "samu.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        from tests.conftest import _wait_listening
-
-        _wait_listening("127.0.0.1", self.port, self.proc, self.log)
-        _wait_listening("127.0.0.1", self.tls_port, self.proc, self.log)
-
-    def client(
-        self, user: str | None, password: str | None = None, tls: bool = False
-    ) -> aiomqtt.Client:
-        kwargs: dict[str, object] = {}
-        if tls:
-            import ssl
-
-            ctx = ssl.create_default_context(cafile=str(self.crt))
-            kwargs["tls_context"] = ctx
-        return aiomqtt.Client(
-            "127.0.0.1",
-            self.tls_port if tls else self.port,
-            username=user,
-            password=password if password is not None else USERS.get(user or ""),
-            protocol=aiomqtt.ProtocolVersion.V5,
-            timeout=10,
-            **kwargs,  # type: ignore[arg-type]
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_loopback_port
+from tests.support.brokers import free_loopback_port
 from transport import Backoff, BrokerConfig, BrokerConfigError, BrokerUnreachableError, MqttLink
 
 
