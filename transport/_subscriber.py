@@ -10,8 +10,8 @@ duplicate. Nothing acknowledged is ever lost.
 
 Messages are handed over in batches (up to ``batch_max``, waiting at most
 ``batch_wait_s`` for a batch to fill), which is what makes commits cheap. Back-pressure:
-the broker sends at most ``receive_maximum`` unacknowledged messages, and aiomqtt's
-queue is bounded, so a slow commit slows the broker down instead of filling memory.
+the broker sends at most ``receive_maximum`` unacknowledged messages (MQTT v5 Receive
+Maximum), so a slow commit slows the broker down instead of filling memory.
 """
 
 from __future__ import annotations
@@ -107,8 +107,11 @@ class MqttSubscriber:
                 self.client_id,
                 clean_start=False,
                 session_expiry_s=self.session_expiry_s,
+                # The bound is the broker's: at most this many unacknowledged messages
+                # in flight to us. Not aiomqtt's max_queued_incoming: a full aiomqtt queue
+                # *discards* messages ("Message queue is full"), unacknowledged, so they
+                # would come back only after a reconnect (the ingest benchmark lost 68 %).
                 receive_maximum=max(2 * self.batch_max, 20),
-                max_queued_incoming=4 * self.batch_max,
             )
             manual_acks(client)
             try:

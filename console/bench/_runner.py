@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "triage": "console.triage.bench:run_default",
     "store": "console.records.bench:run",
     "sim": "firmware_sim.bench:run",
+    "ingest": "console.services.bench:run",
 }
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from console.crypto import MasterKeyRing
-from console.records import Store
+from console.records import AuditEvent, Store
 from protocols import (
     MAX_ENVELOPE_BYTES,
     BilanBody,
@@ -315,7 +315,30 @@ class Ingest:
                     continue
                 msg_id = int(cur.lastrowid or 0)
                 outcomes.append(self._store_body(conn, msg_id, c))
+            self._audit_batch(conn, outcomes)
         return outcomes
+
+    def _audit_batch(self, conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> None:
+        """One audit event per committed batch: what ingest wrote, in the same commit."""
+        accepted = sum(1 for o in outcomes if isinstance(o, Accepted))
+        quarantined = sum(1 for o in outcomes if isinstance(o, Quarantined))
+        self._store.append_audit(
+            AuditEvent(
+                actor="system:ingest",
+                role="system",
+                terminal="hub",
+                action="ingest.batch",
+                object="ingest",
+                purpose="normal",
+                outcome="success",
+                detail={
+                    "accepted": accepted,
+                    "duplicates": len(outcomes) - accepted - quarantined,
+                    "quarantined": quarantined,
+                },
+            ),
+            conn=conn,
+        )
 
     # ------------------------------------------------------------------ serial frames
 
@@ -420,6 +443,7 @@ class Ingest:
                         frame_kind=item.kind,
                     )
                 )
+            self._audit_batch(conn, outcomes)
         return outcomes
 
     def _quarantine(self, conn: sqlite3.Connection, c: _Checked) -> Quarantined:
