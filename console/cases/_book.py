@@ -116,6 +116,7 @@ class _Param:
 
     device: deque[_Latest] = field(default_factory=deque)
     manual: _Latest | None = None
+    newest: float | None = None  # newest device sample time (kept, not recomputed)
 
     def add(self, sample: _Latest, manual: bool, smoothing_s: float) -> None:
         if manual:
@@ -123,13 +124,15 @@ class _Param:
                 self.manual = sample
             return
         self.device.append(sample)
-        newest = max(x.ts for x in self.device)
-        while self.device and self.device[0].ts < newest - smoothing_s:
+        if self.newest is None or sample.ts > self.newest:
+            self.newest = sample.ts
+        floor = self.newest - smoothing_s
+        while self.device and self.device[0].ts < floor:
             self.device.popleft()
 
     def value(self) -> tuple[float | str | bool, float, list[int]] | None:
         """(value, observed at, observation ids it rests on), or None."""
-        newest_device = max((x.ts for x in self.device), default=None)
+        newest_device = self.newest if self.device else None
         m = self.manual
         if m is not None and (newest_device is None or m.ts >= newest_device):
             return m.value, m.ts, [m.obs_id] if m.obs_id is not None else []

@@ -537,40 +537,34 @@ class Ingest:
         received: float,
     ) -> tuple[StoredObservation, ...]:
         rows = []
+        kept = []
         for o in body.observations:
             measured = o.time.timestamp()
             skew = not math.isfinite(measured) or abs(measured - received) > CLOCK_TOLERANCE_S
             when = received if skew else measured
             value = None if isinstance(o.value, str) else float(o.value)
             coded = o.value if isinstance(o.value, str) else None
-            rows.append((o, value, coded, when, skew))
-        out = []
-        for o, value, coded, when, skew in rows:
-            cur = conn.execute(
-                "INSERT INTO observations (msg_id, site, resident, device, code, value, coded,"
-                " unit, method, measured_at, observed_ts, clock_skew)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    msg_id,
-                    env.site,
-                    resident,
-                    env.device,
-                    o.code,
-                    value,
-                    coded,
-                    o.unit,
-                    o.method,
-                    o.time.isoformat(),
-                    when,
-                    int(skew),
-                ),
-            )
-            out.append(
-                StoredObservation(
-                    int(cur.lastrowid or 0), o.code, value, coded, when, skew, o.method
-                )
-            )
-        return tuple(out)
+            rows.append(
+                (msg_id, env.site, resident, env.device, o.code, value, coded, o.unit, o.method,
+                 o.time.isoformat(), when, int(skew))
+            )  # fmt: skip
+            kept.append((o, value, coded, when, skew))
+        if not rows:
+            return ()
+        conn.executemany(
+            "INSERT INTO observations (msg_id, site, resident, device, code, value, coded,"
+            " unit, method, measured_at, observed_ts, clock_skew)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        # One writer inside one transaction: the rows just inserted took consecutive ids
+        # ending at the last one (INTEGER PRIMARY KEY allocates max + 1).
+        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        first = int(last) - len(rows) + 1
+        return tuple(
+            StoredObservation(first + k, o.code, value, coded, when, skew, o.method)
+            for k, (o, value, coded, when, skew) in enumerate(kept)
+        )
 
 
 def raw_opener(master_key: bytes) -> Callable[[bytes], bytes]:
