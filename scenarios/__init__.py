@@ -15,6 +15,7 @@ from scenarios._build import (
     build_scenario,
     inproc_links,
 )
+from scenarios._evaluate import ScenarioReport, Verdict, evaluate, junit, store_digest
 from scenarios._loader import (
     LIBRARY_DIR,
     ScenarioError,
@@ -76,18 +77,23 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "ScenarioHeader",
+    "ScenarioReport",
     "ScenarioRun",
     "SimPlan",
     "SinkFactory",
     "Step",
+    "Verdict",
     "VideoEvent",
     "VideoSession",
     "build_scenario",
+    "evaluate",
     "inproc_links",
+    "junit",
     "library",
     "load_scenario",
     "loads_scenario",
     "parse_scenario",
     "parse_seconds",
     "senders_of",
+    "store_digest",
 ]

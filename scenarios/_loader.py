@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from scenarios._expect import expectation_problems
 from scenarios._model import SCHEMA_VERSION, Scenario
 
 #: The scenarios shipped with the product (scenarios.md "Library").
@@ -57,10 +58,14 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
             [f"unsupported schema_version {version!r} (this version reads {SCHEMA_VERSION})"],
         )
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ScenarioError(source, problems) from None
+    problems = expectation_problems(list(scenario.expect))
+    if problems:
+        raise ScenarioError(source, problems)
+    return scenario
 
 
 def loads_scenario(text: str, source: str = "<scenario>") -> Scenario:

@@ -6,7 +6,8 @@ the step reaches :meth:`~console.services.RegulationCore.receive` with the simul
 arrival time, then the core ticks. Nothing is mocked: the same ingest, cases, triage and
 store as ``samu hub``, the keys enrolled in the database's device registry as
 ``samu devices enrol`` does. Serial bedside devices go through the EHPAD gateway onto the
-bus (``transport="mqtt"``), as in an EHPAD.
+bus, as in an EHPAD, when the scenario says ``transport = "mqtt"``; the others are wired to
+the core by serial line and read by it as ``samu hub --serial`` does.
 
 What the core concluded at each step is kept in :class:`Step` s (suggested priority,
 NEWS2, qSOFA per scenario patient, and the events), which the expectation checks read.
@@ -14,17 +15,20 @@ NEWS2, qSOFA per scenario patient, and the events), which the expectation checks
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from console.cases import CaseEvent
-from console.ingest import Incoming, Sender
+from console.ingest import Incoming, Quarantined, Sender, SerialSource
 from console.records import AuditContext
 from console.services import RegulationCore, Services
-from firmware_sim import VirtualClock
-from firmware_sim.transports import BusMessage, InprocBus
+from firmware_sim import DeviceSpec, VirtualClock
+from firmware_sim.transports import BusMessage, InprocBus, InprocPort
 from firmware_sim.video import VIDEO_GATEWAY
+from protocols.codecs import get_codec
 from scenarios._build import NURSE_STATION, ScenarioRun, build_scenario, inproc_links
 from scenarios._model import Scenario
 
@@ -52,6 +56,10 @@ class ReplayResult:
     steps: list[Step]
     run: ScenarioRun
     received: int = 0
+    #: Envelope ids the transport delivered (and so acknowledged), and those ingest
+    #: quarantined: ``no_loss`` checks that every other one was stored exactly once.
+    delivered: set[str] = field(default_factory=set)
+    quarantined: set[str] = field(default_factory=set)
 
 
 def senders_of(scenario: Scenario, run: ScenarioRun) -> list[tuple[Sender, bytes]]:
@@ -84,7 +92,7 @@ class InprocReplay:
         scenario: Scenario,
         services: Services,
         *,
-        transport: str | None = "mqtt",
+        transport: str | None = None,
         step_s: float = 1.0,
     ) -> None:
         self.scenario = scenario
@@ -95,17 +103,36 @@ class InprocReplay:
         self.bus.keep = False
         self._inbox: list[BusMessage] = []
         self.bus.subscribe("samu/v1/#", self._inbox.append)
+        self._wired: dict[str, tuple[InprocPort, SerialSource, Any]] = {}
         self.run_ = build_scenario(
-            scenario, self.clock, link_for=inproc_links(self.bus), transport=transport
+            scenario,
+            self.clock,
+            link_for=inproc_links(self.bus),
+            sink_for=self._wire,
+            transport=transport,
         )
+        wired = [
+            Sender(src.site, src.device, f"serial:{src.format}", src.patient)
+            for _, src, _ in self._wired.values()
+        ]
         services.devices.enrol(
             AuditContext(actor="system:replay", role="system", terminal="replay"),
-            senders_of(scenario, self.run_),
+            [*senders_of(scenario, self.run_), *wired],
             now=datetime.fromtimestamp(self._wall(0.0), UTC),
         )
         self.core = RegulationCore(services, now=self._wall(0.0))
         site = scenario.scenario.site
         self._patients = {p.id: f"{site}/{p.id}" for p in scenario.patients}
+
+    def _wire(self, spec: DeviceSpec) -> InprocPort:
+        """A device the scenario wires by serial line: read by the core itself, as
+        ``samu hub --serial`` does (its gatewayed devices go over MQTT instead)."""
+        port = InprocPort()
+        source = SerialSource(
+            f"inproc://{spec.device_id}", spec.fmt, spec.site, spec.device_id, spec.patient
+        )
+        self._wired[spec.device_id] = (port, source, get_codec(spec.fmt).decoder())
+        return port
 
     def _wall(self, t: float) -> float:
         return self.clock.epoch + t
@@ -127,6 +154,8 @@ class InprocReplay:
         self.run_.start()
         steps: list[Step] = []
         received = 0
+        delivered: set[str] = set()
+        refused: set[str] = set()
         t = 0.0
         while t < duration:
             t = min(duration, t + self.step_s)
@@ -135,10 +164,32 @@ class InprocReplay:
             now = self._wall(t)
             items = [Incoming(m.topic, m.payload, now) for m in batch if m.payload]
             received += len(items)
+            ids = [_envelope_id(i.payload) for i in items]
+            delivered.update(x for x in ids if x)
             got = self.core.receive(items)
-            events = got.events + self.core.tick(now)
+            refused.update(
+                x
+                for x, o in zip(ids, got.outcomes, strict=True)
+                if x and isinstance(o, Quarantined)
+            )
+            events = list(got.events)
+            for port, source, decoder in self._wired.values():
+                frames = decoder.feed(port.read())
+                if frames:
+                    events += self.core.receive_frames(source, frames, now).events
+            events += self.core.tick(now)
             step = Step(t, self._state(), events)
             steps.append(step)
             if on_step is not None:
                 on_step(step)
-        return ReplayResult(self.scenario, steps, self.run_, received)
+        return ReplayResult(self.scenario, steps, self.run_, received, delivered, refused)
+
+
+def _envelope_id(payload: bytes) -> str | None:
+    """The ``id`` a message claims, when it is JSON at all (for ``no_loss``)."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None

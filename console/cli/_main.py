@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "console.cli.sim",
     "console.cli.devices",
     "console.cli.hub",
+    "console.cli.replay",
     "console.cli.triage",
     "console.cli.cases",
     "console.cli.records",
