@@ -255,3 +255,20 @@ def test_encode_envelope_is_what_seal_signs(env: Env) -> None:
     """Guard for the helpers above: an unsigned envelope is refused as mac."""
     (outcome,) = env.send((device_topic(SITE, DEVICE, "vitals"), encode_envelope(env.vitals())))
     assert isinstance(outcome, Quarantined) and outcome.reason == "mac"
+
+
+def test_a_frame_the_device_flags_unreliable_is_kept_but_never_scored(env: Env) -> None:
+    """A masimo line with EXC interference (a probe moving, a fall) is stored for
+    provenance; its values do not become observations."""
+    from console.ingest import SerialSource
+    from protocols.codecs import get_codec
+
+    codec = get_codec("masimo-ascii1")
+    good = codec.encode({"kind": "spo2", "values": {"spo2_pct": 97, "pulse_bpm": 72}})
+    flagged = b"SPO2=085% BPM=120 EXC=000010\r\n"  # 0x10: interference
+    items = codec.decode(good + flagged)
+    source = SerialSource("socket://127.0.0.1:1", "masimo-ascii1", SITE, DEVICE, "res-01")
+    outcomes = env.ingest.accept_frames(source, items, T0.timestamp())
+    assert [len(o.observations) for o in outcomes] == [2, 0]  # type: ignore[union-attr]
+    assert env.store.fetchone("SELECT count(*) FROM ingest_messages")[0] == 2
+    assert env.store.fetchone("SELECT min(value) FROM observations WHERE code = '59408-5'")[0] == 97

@@ -56,6 +56,35 @@ _REASONS = {
 }
 QUARANTINE_REASONS = ("too_large", "json", "schema", "mac", "unknown_device", "topic")
 _RAW_CONTEXT = "ingest\x00raw"
+#: Frame flags that make a reading unreliable (the device says so): the frame is kept
+#: for provenance, its values never reach triage. A probe moving or off, a search for
+#: the pulse, interference: scoring those would open cases for healthy residents.
+UNRELIABLE_FLAGS = frozenset(
+    {
+        # nonin-df8 status
+        "sensor_disconnected", "out_of_track", "artifact", "sensor_alarm",
+        # contec-cms50d status
+        "finger_out", "probe_error", "searching",
+        # masimo-ascii1 exceptions
+        "no_sensor", "defective_sensor", "pulse_search", "interference", "sensor_off",
+        "ambient_light", "low_signal_iq",
+        # sbf1 PLX measurement and device status
+        "measurement_unavailable", "questionable_measurement", "invalid_measurement",
+        "equipment_malfunction", "inadequate_signal", "poor_signal", "erratic_signal",
+        "nonpulsatile_signal", "sensor_interference", "sensor_unconnected_to_user",
+        "sensor_displaced", "sensor_malfunctioning",
+    }
+)  # fmt: skip
+
+
+def unreliable(extra: dict[str, object]) -> list[str]:
+    """The flags of a decoded frame that make its values unreliable."""
+    found: list[str] = []
+    for key in ("status", "exceptions", "measurement_status", "device_status"):
+        names = extra.get(key)
+        if isinstance(names, list | tuple):
+            found += [n for n in names if isinstance(n, str) and n in UNRELIABLE_FLAGS]
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +423,8 @@ class Ingest:
                 skew = device_ts is None or abs(device_ts - received_ts) > CLOCK_TOLERANCE_S
                 when = received_ts if skew or device_ts is None else device_ts
                 stored = []
-                for key, value in item.values.items():
+                values = {} if unreliable(item.extra) else item.values
+                for key, value in values.items():
                     info = VALUE_KEYS.get(key)
                     if info is None or info.loinc is None or not isinstance(value, int | float):
                         continue
