@@ -123,9 +123,6 @@ class MqttSettings(BaseModel):
 class HubSettings(BaseModel):
     """``samu hub``: ingest and its limits."""
 
-    queue_max: int = Field(
-        10_000, ge=10, description="Messages held between the broker and the writer."
-    )
     batch_max: int = Field(500, ge=1, description="Largest batch of messages committed at once.")
     batch_wait_s: float = Field(
         0.05, gt=0, le=5, description="Longest wait to fill a batch before committing."

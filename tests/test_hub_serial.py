@@ -93,3 +93,18 @@ def test_bad_serial_specs_say_why(spec: str, message: str, tmp_path: Path, capsy
 def test_a_hub_with_nothing_to_ingest_is_a_usage_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["hub", "--db", str(tmp_path / "s.db")]) == EXIT_USAGE
     assert "nothing to ingest" in capsys.readouterr().err
+
+
+async def test_text_log_lines_when_configured(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from console.settings import load_settings
+
+    monkeypatch.setenv("SAMU_LOG_FORMAT", "text")
+    out = io.StringIO()
+    with open_services(load_settings(None, db=tmp_path / "s.db"), create=True) as services:
+        hub = Hub(services, broker=None, centre="samu075", out=out)
+        running = asyncio.create_task(hub.run())
+        await until(lambda: "started" in out.getvalue())
+        hub.stop()
+        await asyncio.wait_for(running, 30)
+    first = out.getvalue().splitlines()[0]
+    assert " started " in first and not first.startswith("{")

@@ -131,3 +131,13 @@ async def test_decide_through_the_service(world) -> None:
     signed = await api.compte_rendu(s["drmartin"], row.case_id, sign=True)
     assert signed.report_id and signed.report_id.startswith("cr_")
     assert (await api.board(s["drmartin"])).rows == ()  # ACHEVE: off the board
+
+
+def test_the_lock_policy_is_the_installation_s(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from console.settings import load_settings
+
+    monkeypatch.setenv("SAMU_CONSOLE__LOCK_IDLE_S", "30")
+    monkeypatch.setenv("SAMU_CONSOLE__TOTP_AFTER_LOCK_S", "600")
+    with open_services(load_settings(None, db=tmp_path / "s.db"), create=True) as services:
+        policy = RegulationService(services).lock_policy
+    assert (policy.idle_s, policy.totp_after_s, policy.reauth_h) == (30.0, 600.0, 12.0)

@@ -13,6 +13,7 @@ from console.services._api import (
     BoardSnapshot,
     CaseDetail,
     CompteRenduReply,
+    LockPolicy,
     RegulationService,
     TimelineEntry,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "CaseDetail",
     "CompteRenduReply",
     "Hub",
+    "LockPolicy",
     "Received",
     "RegulationCore",
     "RegulationService",

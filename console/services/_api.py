@@ -105,6 +105,16 @@ class CaseDetail(_Model):
     video: tuple[dict[str, Any], ...]
 
 
+class LockPolicy(_Model):
+    """The privacy lock every terminal applies (console.md): after ``idle_s`` without
+    input identities and free text are masked; the password unmasks, and after a lock
+    longer than ``totp_after_s`` a TOTP code too. Alarms keep running meanwhile."""
+
+    idle_s: float
+    totp_after_s: float
+    reauth_h: float
+
+
 class CompteRenduReply(_Model):
     case_id: str
     markdown: str
@@ -151,6 +161,16 @@ class RegulationService:
         return await self._run(fn, *args)
 
     # ------------------------------------------------------------------ sessions
+
+    @property
+    def lock_policy(self) -> LockPolicy:
+        """The installation's privacy-lock and session settings, for every terminal."""
+        console = self._services.settings.console
+        return LockPolicy(
+            idle_s=console.lock_idle_s,
+            totp_after_s=console.totp_after_lock_s,
+            reauth_h=console.reauth_h,
+        )
 
     async def login(self, user_id: str, password: str, totp: str, terminal: str) -> Session:
         """Password + TOTP (back-off and audit in the account service)."""
@@ -396,6 +416,7 @@ __all__ = [
     "BoardSnapshot",
     "CaseDetail",
     "CompteRenduReply",
+    "LockPolicy",
     "RegulationService",
     "TimelineEntry",
 ]

@@ -63,8 +63,13 @@ class Hub:
         self.api: RegulationService | None = None
 
     def log(self, event: str, **fields: Any) -> None:
+        """One line per event: JSON (the default, cases.md) or text (``SAMU_LOG_FORMAT``)."""
         line = {"event": event, "at": iso(self._clock()), **fields}
-        self._out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        if self.services.settings.log_format == "text":
+            rest = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            self._out.write(f"{line['at']} {event} {rest}".rstrip() + "\n")
+        else:
+            self._out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         self._out.flush()
 
     def stop(self) -> None:
