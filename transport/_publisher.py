@@ -31,11 +31,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transport._backoff import Backoff
 from transport._client import MqttError, Will, abort, client_for, is_connected, settle
 from transport._config import BrokerConfig
+from transport._stats import ConnectionStats
 
 __all__ = ["BrokerUnreachableError", "LinkStats", "MqttLink", "OutMessage"]
 
@@ -56,19 +57,13 @@ class BrokerUnreachableError(ConnectionError):
 
 
 @dataclass
-class LinkStats:
+class LinkStats(ConnectionStats):
     """What happened on the link; the acknowledged count is the one that matters."""
 
     queued: int = 0
     acked: int = 0
     sent: int = 0
     resent: int = 0
-    connections: int = 0
-    failures: int = 0
-    last_error: str = ""
-    connected: bool = False
-    outage_since: float | None = None
-    errors: list[str] = field(default_factory=list)
 
 
 class MqttLink:
@@ -218,34 +213,12 @@ class MqttLink:
                 await asyncio.wait_for(self._wait_stop(), timeout=delay)
 
     def _connected_now(self) -> None:
-        if self.stats.outage_since is not None:
-            _log.warning(
-                "mqtt %s: broker %s reachable again (down %.0f s)",
-                self.client_id,
-                self.broker.display,
-                time.monotonic() - self.stats.outage_since,
-            )
-        self.stats.connections += 1
-        self.stats.connected = True
-        self.stats.outage_since = None
+        self.stats.up(self.client_id, self.broker.display)
         self._connected_event.set()
 
     def _failed(self, exc: BaseException) -> None:
-        self.stats.failures += 1
-        self.stats.last_error = str(exc) or type(exc).__name__
-        if len(self.stats.errors) < 100:
-            self.stats.errors.append(self.stats.last_error)
-        if self.stats.outage_since is None:
-            self.stats.outage_since = time.monotonic()
-            _log.warning(
-                "mqtt %s: broker %s unreachable (%s); %d message(s) kept, retrying",
-                self.client_id,
-                self.broker.display,
-                self.stats.last_error,
-                len(self._outbox),
-            )
-        else:
-            _log.info("mqtt %s: %s; retrying", self.client_id, self.stats.last_error)
+        kept = f"{len(self._outbox)} message(s) kept"
+        self.stats.down(self.client_id, self.broker.display, exc, kept=kept)
 
     def _check_give_up(self) -> None:
         limit = self._give_up_after_s

@@ -22,11 +22,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transport._backoff import Backoff
 from transport._client import MqttError, ack, client_for, manual_acks, settle
 from transport._config import BrokerConfig
+from transport._stats import ConnectionStats
 
 __all__ = ["MqttSubscriber", "Received", "SubscriberStats"]
 
@@ -44,16 +45,10 @@ class Received:
 
 
 @dataclass
-class SubscriberStats:
-    connections: int = 0
-    failures: int = 0
+class SubscriberStats(ConnectionStats):
     received: int = 0
     acked: int = 0
     batches: int = 0
-    connected: bool = False
-    last_error: str | None = None
-    outage_since: float | None = None
-    errors: list[str] = field(default_factory=list)
 
 
 class MqttSubscriber:
@@ -195,29 +190,7 @@ class MqttSubscriber:
                 await reading
 
     def _connected(self) -> None:
-        if self.stats.outage_since is not None:
-            _log.warning(
-                "mqtt %s: broker %s reachable again (down %.0f s)",
-                self.client_id,
-                self.broker.display,
-                time.monotonic() - self.stats.outage_since,
-            )
-        self.stats.connections += 1
-        self.stats.connected = True
-        self.stats.outage_since = None
+        self.stats.up(self.client_id, self.broker.display)
 
     def _failed(self, exc: BaseException) -> None:
-        self.stats.failures += 1
-        self.stats.last_error = str(exc) or type(exc).__name__
-        if len(self.stats.errors) < 100:
-            self.stats.errors.append(self.stats.last_error)
-        if self.stats.outage_since is None:
-            self.stats.outage_since = time.monotonic()
-            _log.warning(
-                "mqtt %s: broker %s unreachable (%s); retrying",
-                self.client_id,
-                self.broker.display,
-                self.stats.last_error,
-            )
-        else:
-            _log.info("mqtt %s: %s; retrying", self.client_id, self.stats.last_error)
+        self.stats.down(self.client_id, self.broker.display, exc)
