@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from console.cli._context import services_of, settings_of
@@ -210,6 +212,30 @@ def _quarantine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def _signed_in(services: Any, user: str) -> Iterator[Any]:
+    """A session of ``user`` (password and TOTP prompted, or SAMU_PASSWORD/SAMU_TOTP),
+    logged out afterwards; ``None`` when the login is refused (said on stderr, exit 1)."""
+    import sys
+
+    from console.auth import AuthError
+    from console.cli._context import prompt_secret
+    from console.records import local_terminal
+
+    password = prompt_secret("Password: ", "SAMU_PASSWORD")
+    totp = prompt_secret("TOTP code: ", "SAMU_TOTP")
+    try:
+        session = services.accounts.login(user, password, totp, local_terminal())
+    except AuthError as exc:
+        print(f"samu records: {exc}", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield session
+    finally:
+        services.accounts.logout(session)
+
+
 def _decisions_of(services: Any, case_id: str) -> list[dict[str, Any]]:
     rows = services.store.fetchall(
         "SELECT decision_id, intention, author, priority, care_level, decision_type,"
@@ -228,11 +254,9 @@ def _decide(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from console.auth import AuthError, Denied
+    from console.auth import Denied
     from console.cases import CodesError, DecisionError, DecisionRequest, Decisions, code_labels
-    from console.cli._context import prompt_secret
     from console.cli._main import UsageError
-    from console.records import local_terminal
 
     request = DecisionRequest(
         case_id=args.case_id,
@@ -247,13 +271,8 @@ def _decide(args: argparse.Namespace) -> int:
         code_labels(request, settings_of(args).hub_sante_dir)  # before any login
     except CodesError as exc:
         raise UsageError(str(exc)) from None
-    with services_of(args) as services:
-        password = prompt_secret("Password: ", "SAMU_PASSWORD")
-        totp = prompt_secret("TOTP code: ", "SAMU_TOTP")
-        try:
-            session = services.accounts.login(args.user, password, totp, local_terminal())
-        except AuthError as exc:
-            print(f"samu records: {exc}", file=sys.stderr)
+    with services_of(args) as services, _signed_in(services, args.user) as session:
+        if session is None:
             return EXIT_CHECK_FAILED
         decisions = Decisions(
             services.store,
@@ -268,8 +287,6 @@ def _decide(args: argparse.Namespace) -> int:
         except (Denied, DecisionError) as exc:
             print(f"samu records: decision refused: {exc}", file=sys.stderr)
             return EXIT_CHECK_FAILED
-        finally:
-            services.accounts.logout(session)
     if args.json:
         print(json.dumps(decision.as_dict(), ensure_ascii=False))
     else:
@@ -420,7 +437,7 @@ def _compte_rendu(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from console.auth import AuthError, Denied
+    from console.auth import Denied
     from console.cases import (
         Decisions,
         ReportError,
@@ -428,10 +445,8 @@ def _compte_rendu(args: argparse.Namespace) -> int:
         render_markdown,
         sign_compte_rendu,
     )
-    from console.cli._context import prompt_secret
     from console.cli._main import UsageError
     from console.ingest import raw_opener
-    from console.records import local_terminal
 
     if args.sign and not args.user:
         raise UsageError("--sign needs --as USER")
@@ -451,22 +466,16 @@ def _compte_rendu(args: argparse.Namespace) -> int:
             return EXIT_CHECK_FAILED
         _audit(services, "report.read", f"case:{args.case_id}", {"found": True})
         if args.sign:
-            password = prompt_secret("Password: ", "SAMU_PASSWORD")
-            totp = prompt_secret("TOTP code: ", "SAMU_TOTP")
-            try:
-                session = services.accounts.login(args.user, password, totp, local_terminal())
-            except AuthError as exc:
-                print(f"samu records: {exc}", file=sys.stderr)
-                return EXIT_CHECK_FAILED
-            try:
-                report["report_id"] = sign_compte_rendu(
-                    services.store, services.accounts, services.master_key, session, report
-                )
-            except (Denied, ReportError) as exc:
-                print(f"samu records: signature refused: {exc}", file=sys.stderr)
-                return EXIT_CHECK_FAILED
-            finally:
-                services.accounts.logout(session)
+            with _signed_in(services, args.user) as session:
+                if session is None:
+                    return EXIT_CHECK_FAILED
+                try:
+                    report["report_id"] = sign_compte_rendu(
+                        services.store, services.accounts, services.master_key, session, report
+                    )
+                except (Denied, ReportError) as exc:
+                    print(f"samu records: signature refused: {exc}", file=sys.stderr)
+                    return EXIT_CHECK_FAILED
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False))
     else:
