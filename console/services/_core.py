@@ -80,27 +80,7 @@ class RegulationCore:
         if not items:
             return Received([])
         outcomes = self.ingest.accept(items)
-        now = max(i.received_ts for i in items)
-        accepted = [o for o in outcomes if isinstance(o, Accepted)]
-        events = self.cases.apply(accepted, now) if accepted else []
-        for o in outcomes:
-            if isinstance(o, Quarantined):
-                events.append(
-                    CaseEvent(
-                        "quarantined",
-                        None,
-                        None,
-                        o.received_ts,
-                        {
-                            "reason": o.reason,
-                            "source": o.source,
-                            "site": o.site,
-                            "device": o.device,
-                        },
-                    )
-                )
-        events += self._incidents(self.watch.observe(outcomes, now), now)
-        return Received(outcomes, events)
+        return self._applied(outcomes, max(i.received_ts for i in items))
 
     def _incidents(self, raised: Sequence[RaisedIncident], now: float) -> list[CaseEvent]:
         bindings = self.ingest.bindings
@@ -124,25 +104,23 @@ class RegulationCore:
 
     def receive_frames(self, source: SerialSource, items: Sequence[object], now: float) -> Received:
         """What a serial reader decoded: stored, applied, incidents raised."""
-        outcomes = self.ingest.accept_frames(source, items, now)
+        return self._applied(self.ingest.accept_frames(source, items, now), now)
+
+    def _applied(self, outcomes: list[Outcome], now: float) -> Received:
+        """What committed outcomes mean: cases, quarantine events, incidents."""
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         events = self.cases.apply(accepted, now) if accepted else []
-        for o in outcomes:
-            if isinstance(o, Quarantined):
-                events.append(
-                    CaseEvent(
-                        "quarantined",
-                        None,
-                        None,
-                        now,
-                        {
-                            "reason": o.reason,
-                            "source": o.source,
-                            "site": o.site,
-                            "device": o.device,
-                        },
-                    )
-                )
+        events += [
+            CaseEvent(
+                "quarantined",
+                None,
+                None,
+                o.received_ts,
+                {"reason": o.reason, "source": o.source, "site": o.site, "device": o.device},
+            )
+            for o in outcomes
+            if isinstance(o, Quarantined)
+        ]
         events += self._incidents(self.watch.observe(outcomes, now), now)
         return Received(outcomes, events)
 

@@ -87,10 +87,7 @@ class Hub:
         unknown = any(
             isinstance(o, Quarantined) and o.reason == "unknown_device" for o in got.outcomes
         )
-        for e in got.events:
-            self.log(e.event, **{k: v for k, v in e.as_log().items() if k not in ("event",)})
-        if self.api is not None and got.events:
-            self.api.publish(got.events)
+        self._emit(got.events)
         if unknown and self._clock() - self._last_reload >= KEY_RELOAD_S:
             self._last_reload = self._clock()
             await self._call(self.core.reload_keys)
@@ -136,11 +133,7 @@ class Hub:
         period = self.services.settings.triage.tick_s
         next_at = time.monotonic()
         while not self._stop.is_set():
-            events = await self._call(self.core.tick, self._clock())
-            for e in events:
-                self.log(e.event, **{k: v for k, v in e.as_log().items() if k != "event"})
-            if self.api is not None and events:
-                self.api.publish(events)
+            self._emit(await self._call(self.core.tick, self._clock()))
             await self._call(self.services.store.tick)
             next_at += period
             delay = max(0.0, next_at - time.monotonic())
