@@ -253,6 +253,8 @@ class CaseBook:
         self.policy = policy or default_policy()
         self.freshness_s = freshness_s
         self._ids = CaseIdMaker(centre)
+        #: case id → sources already recorded (what _add_source would read back).
+        self._sources: dict[str, frozenset[str]] = {}
         self._residents: dict[str, _Resident] = {}
         self._order: list[_Resident] = []
         self._history = News2History(64)
@@ -303,8 +305,12 @@ class CaseBook:
         return case_id, True
 
     def _add_source(self, conn: sqlite3.Connection, case_id: str, source: str, now: float) -> None:
+        known = self._sources.get(case_id)
+        if known is not None and source in known:
+            return  # every vitals message of an open case lands here: no read per message
         (text,) = conn.execute("SELECT sources FROM cases WHERE case_id = ?", (case_id,)).fetchone()
         sources = json.loads(text)
+        self._sources[case_id] = frozenset(sources) | {source}
         if source not in sources:
             sources = [s for s in SOURCES if s in {*sources, source}]
             conn.execute(
