@@ -20,6 +20,7 @@ EXIT_USAGE = 2
 #: Modules contributing subcommands, in the order shown by ``samu --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "console.cli.demo",
+    "console.cli.console",
     "console.cli.protocols",
     "console.cli.sim",
     "console.cli.devices",
@@ -28,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "console.cli.triage",
     "console.cli.cases",
     "console.cli.records",
+    "console.cli.interop",
     "console.cli.users",
     "console.cli.bench",
 )
