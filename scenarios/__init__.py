@@ -16,6 +16,7 @@ from scenarios._build import (
     inproc_links,
 )
 from scenarios._evaluate import ScenarioReport, Verdict, evaluate, junit, store_digest
+from scenarios._live import LiveRun
 from scenarios._loader import (
     LIBRARY_DIR,
     ScenarioError,
@@ -70,6 +71,7 @@ __all__ = [
     "ImplantEvent",
     "InprocReplay",
     "LinkFactory",
+    "LiveRun",
     "Load",
     "Patient",
     "PatientState",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -106,7 +107,6 @@ def evaluate(result: ReplayResult, store: Store, db_path: Any) -> ScenarioReport
     sc = result.scenario
     head = sc.scenario
     duration = float(head.duration)
-    site = head.site
     implants = {imp.id: imp.patient for imp in sc.implants}
     report = ScenarioReport(head.name, int(head.seed))
     for i, e in enumerate(sc.expect):
@@ -118,7 +118,7 @@ def evaluate(result: ReplayResult, store: Store, db_path: Any) -> ScenarioReport
                 store=store,
                 db_path=db_path,
                 duration=duration,
-                site=site,
+                site=sc.patient_site,
                 implants=implants,
             )
         )
@@ -134,7 +134,7 @@ def _judge(
     store: Store,
     db_path: Any,
     duration: float,
-    site: str,
+    site: Callable[[str], str],
     implants: dict[str, str],
 ) -> Verdict:
     extra = e.model_extra or {}
@@ -176,7 +176,7 @@ def _judge(
                     )  # fmt: skip
         return Verdict(i, e, True, None, None, f"never above {e.value} in [{start:g}, {end:g}] s")
     if what in ("case_opened", "no_case"):
-        resident = f"{site}/{e.patient}" if e.patient else None
+        resident = f"{site(e.patient)}/{e.patient}" if e.patient else None
         source = extra.get("source")
         start, end = _deadline(e, duration) if what == "case_opened" else _window(e, duration)
 
@@ -198,7 +198,7 @@ def _judge(
     if what == "implant_alert":
         start, end = _deadline(e, duration)
         patient = implants.get(str(e.device))
-        resident = f"{site}/{patient}" if patient else None
+        resident = f"{site(patient)}/{patient}" if patient else None
         code = extra.get("code")
         hit = _first_event(
             result, start, end,

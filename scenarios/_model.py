@@ -518,6 +518,16 @@ class Scenario(_Strict):
     expect: list[Expectation] = []
     load: Load | None = None
 
+    def patient_site(self, patient: str) -> str:
+        """The EHPAD (or home) a patient lives at: the site of the first device, implant
+        or bilan that names one for them, else the scenario's default site. A resident's
+        record key is ``site/patient``, so every check must use the same site."""
+        named: list[Device | Implant | Bilan] = [*self.devices, *self.implants, *self.bilans]
+        for item in named:
+            if item.patient == patient and item.site:
+                return str(item.site)
+        return str(self.scenario.site)
+
     @model_validator(mode="after")
     def _cross_references(self) -> Scenario:
         patients = {p.id for p in self.patients}

@@ -69,7 +69,7 @@ def senders_of(scenario: Scenario, run: ScenarioRun) -> list[tuple[Sender, bytes
     for d in scenario.devices:
         kinds[(d.site or site, d.id)] = (d.kind, d.patient)
     for imp in scenario.implants:
-        kinds[(site, imp.id)] = (imp.type, imp.patient)
+        kinds[(imp.site or site, imp.id)] = (imp.type, imp.patient)
     out = []
     for s, device, key in run.keys.items():
         default = (
@@ -121,8 +121,7 @@ class InprocReplay:
             now=datetime.fromtimestamp(self._wall(0.0), UTC),
         )
         self.core = RegulationCore(services, now=self._wall(0.0))
-        site = scenario.scenario.site
-        self._patients = {p.id: f"{site}/{p.id}" for p in scenario.patients}
+        self._patients = {p.id: f"{scenario.patient_site(p.id)}/{p.id}" for p in scenario.patients}
 
     def _wire(self, spec: DeviceSpec) -> InprocPort:
         """A device the scenario wires by serial line: read by the core itself, as

@@ -29,6 +29,12 @@ from transport._client import (
 )
 from transport._config import PASSWORD_HINT, BrokerConfig, BrokerConfigError
 from transport._inproc import BusMessage, InprocBus, InprocLink, topic_matches
+from transport._mosquitto import (
+    BrokerStartError,
+    ThrowawayBroker,
+    free_loopback_port,
+    mosquitto_binary,
+)
 from transport._publisher import BrokerUnreachableError, LinkStats, MqttLink, OutMessage
 from transport._retained import RetainedReadError, fetch_retained, read_retained
 from transport._subscriber import MqttSubscriber, Received, SubscriberStats
@@ -46,6 +52,7 @@ __all__ = [
     "Backoff",
     "BrokerConfig",
     "BrokerConfigError",
+    "BrokerStartError",
     "BrokerUnreachableError",
     "BusMessage",
     "Client",
@@ -60,13 +67,16 @@ __all__ = [
     "Received",
     "RetainedReadError",
     "SubscriberStats",
+    "ThrowawayBroker",
     "Will",
     "abort",
     "ack",
     "client_for",
     "fetch_retained",
+    "free_loopback_port",
     "is_connected",
     "manual_acks",
+    "mosquitto_binary",
     "publish_properties",
     "read_retained",
     "settle",

@@ -67,6 +67,8 @@ class BoardRow(_Model):
     sources: tuple[str, ...]
     opened_at: str
     updated_at: str
+    #: Latest video-link event of the case (``consent_granted``, ``stream_started`` …).
+    video: str | None = None
 
 
 class Alarm(_Model):
@@ -103,6 +105,55 @@ class CaseDetail(_Model):
     timeline: tuple[TimelineEntry, ...]
     decisions: tuple[dict[str, Any], ...]
     video: tuple[dict[str, Any], ...]
+
+
+class VitalPoint(_Model):
+    """One stored observation of a case's resident (LOINC code, value, time)."""
+
+    resident: str
+    code: str
+    value: float | None
+    coded: str | None
+    unit: str | None
+    device: str
+    at: float
+
+
+class DeviceRow(_Model):
+    """A device as the Devices screen lists it (no patient identity)."""
+
+    site: str
+    device: str
+    kind: str
+    state: str
+    last_seen: str | None
+    battery_pct: int | None
+    frames: int
+    errors: int
+    quarantined: int
+
+
+class TrailEntry(_Model):
+    """One audit event: who did what to which record, when, and the outcome."""
+
+    seq: int
+    time: str
+    actor: str
+    role: str
+    action: str
+    object: str
+    outcome: str
+
+
+class AuditStatus(_Model):
+    """What an auditor checks first: is the trail intact, what incidents are open."""
+
+    status: str
+    events: int
+    checkpoints: int
+    uncovered: int
+    error: str | None
+    incidents: tuple[dict[str, Any], ...]
 
 
 class LockPolicy(_Model):
@@ -196,6 +247,15 @@ class RegulationService:
         ):
             patients.setdefault(case_id, []).append(rid)
         rows = store.fetchall(f"{_ROW_SQL} {where} ORDER BY opened_ts", params)
+        video: dict[str, str] = {}
+        if rows:
+            marks = ",".join("?" * len(rows))
+            sql = f"SELECT case_ref, event FROM video_events WHERE case_ref IN ({marks})"  # noqa: S608
+            for case_ref, event in store.fetchall(
+                f"{sql} AND event != 'stream_quality' ORDER BY event_id",
+                [r[0] for r in rows],
+            ):
+                video[case_ref] = event
         return [
             BoardRow(
                 case_id=r[0],
@@ -212,6 +272,7 @@ class RegulationService:
                 sources=tuple(json.loads(r[10])),
                 opened_at=r[11],
                 updated_at=r[12],
+                video=video.get(r[0]),
             )
             for r in rows
         ]
@@ -354,6 +415,159 @@ class RegulationService:
         detail: CaseDetail = await self._call(self._case, session, case_id)
         return detail
 
+    def _case_target(self, case_id: str) -> Target:
+        rows = self._rows("WHERE case_id = ?", (case_id,))
+        if not rows:
+            raise KeyError(f"no case {case_id!r}")
+        return Target(f"case:{case_id}", site=rows[0].site)
+
+    def _vitals(self, session: Session, case_id: str, since_s: float) -> list[VitalPoint]:
+        target = self._case_target(case_id)
+        auth = self._services.accounts.authorize(session, Action.CLINICAL_READ, target)
+        store = self._services.store
+        residents = [
+            r for (r,) in store.fetchall(
+                "SELECT resident_id FROM case_residents WHERE case_id = ?", (case_id,)
+            )
+        ]  # fmt: skip
+        out: list[VitalPoint] = []
+        for rid in residents:
+            site, _, resident = rid.partition("/")
+            # The window ends at the newest observation, not at "now": a resident whose
+            # devices went quiet still shows their last hour (the age says how old it is).
+            newest = store.fetchone(
+                "SELECT max(observed_ts) FROM observations WHERE site = ? AND resident = ?",
+                (site, resident),
+            )
+            if newest is None or newest[0] is None:
+                continue
+            since = float(newest[0]) - since_s
+            out += [
+                VitalPoint(resident=rid, code=c, value=v, coded=k, unit=u, device=d, at=t)
+                for c, v, k, u, d, t in store.fetchall(
+                    "SELECT code, value, coded, unit, device, observed_ts FROM observations"
+                    " WHERE site = ? AND resident = ? AND observed_ts >= ?"
+                    " ORDER BY observed_ts",
+                    (site, resident, since),
+                )
+            ]
+        self._services.accounts.audit(
+            session, "case.vitals", target.ref, role=auth.role, purpose=auth.purpose
+        )
+        return out
+
+    async def vitals(
+        self, session: Session, case_id: str, *, since_s: float = 86_400.0
+    ) -> list[VitalPoint]:
+        """The case's residents' observations over ``since_s`` up to their newest one
+        (``clinical.read``; audited), oldest first: what the trend plots draw."""
+        points: list[VitalPoint] = await self._call(self._vitals, session, case_id, since_s)
+        return points
+
+    def _trail(self, session: Session, case_id: str) -> list[TrailEntry]:
+        target = self._case_target(case_id)
+        self._services.accounts.authorize(session, Action.CLINICAL_READ, target)
+        rows = self._services.store.fetchall(
+            "SELECT seq, time, actor, role, action, object, outcome FROM audit_events"
+            " WHERE object = ? ORDER BY seq DESC LIMIT 500",
+            (target.ref,),
+        )
+        self._services.accounts.audit(session, "case.trail", target.ref)
+        return [
+            TrailEntry(seq=r[0], time=r[1], actor=r[2], role=r[3], action=r[4], object=r[5],
+                       outcome=r[6])
+            for r in rows
+        ]  # fmt: skip
+
+    async def trail(self, session: Session, case_id: str) -> list[TrailEntry]:
+        """Who accessed this case's record, newest first (``clinical.read``; audited)."""
+        entries: list[TrailEntry] = await self._call(self._trail, session, case_id)
+        return entries
+
+    def _devices(self, session: Session) -> list[DeviceRow]:
+        self._services.accounts.authorize(session, Action.BOARD_VIEW, _board_target(session))
+        rows = self._services.store.fetchall(
+            "SELECT site, device, kind, state, last_seen, battery_pct, frames, errors,"
+            " quarantined FROM devices ORDER BY site, device"
+        )
+        out = [
+            DeviceRow(site=r[0], device=r[1], kind=r[2], state=r[3], last_seen=r[4],
+                      battery_pct=r[5], frames=r[6], errors=r[7], quarantined=r[8])
+            for r in rows
+            if session.site is None or r[0] == session.site
+        ]  # fmt: skip
+        self._services.accounts.audit(session, "devices.view", "devices")
+        return out
+
+    async def devices(self, session: Session) -> list[DeviceRow]:
+        """Every enrolled device with its state, battery and error counts (``board.view``)."""
+        rows: list[DeviceRow] = await self._call(self._devices, session)
+        return rows
+
+    def _audit_search(self, session: Session, text: str, limit: int) -> list[TrailEntry]:
+        self._services.accounts.authorize(session, Action.AUDIT_READ, Target("audit"))
+        like = f"%{text}%"
+        rows = self._services.store.fetchall(
+            "SELECT seq, time, actor, role, action, object, outcome FROM audit_events"
+            " WHERE actor LIKE ? OR action LIKE ? OR object LIKE ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (like, like, like, limit),
+        )
+        self._services.accounts.audit(session, "audit.search", "audit", detail={"text": text[:100]})
+        return [
+            TrailEntry(seq=r[0], time=r[1], actor=r[2], role=r[3], action=r[4], object=r[5],
+                       outcome=r[6])
+            for r in rows
+        ]  # fmt: skip
+
+    async def audit_search(
+        self, session: Session, text: str = "", *, limit: int = 200
+    ) -> list[TrailEntry]:
+        """Trail search for auditors (``audit.read``; the search itself is audited)."""
+        entries: list[TrailEntry] = await self._call(self._audit_search, session, text, limit)
+        return entries
+
+    def _audit_status(self, session: Session) -> AuditStatus:
+        from console.records import verify_trail
+
+        self._services.accounts.authorize(session, Action.AUDIT_READ, Target("audit"))
+        report = verify_trail(self._services.db_path)
+        incidents = tuple(
+            {"id": r[0], "kind": r[1], "category": r[2], "severity": r[3], "title": r[4],
+             "status": r[5], "opened_at": r[6]}
+            for r in self._services.store.fetchall(
+                "SELECT id, kind, category, severity, title, status, opened_at FROM incidents"
+                " WHERE status != 'closed' ORDER BY id DESC LIMIT 200"
+            )
+        )  # fmt: skip
+        self._services.accounts.audit(
+            session, "audit.verify", "audit", detail={"status": report.status}
+        )
+        return AuditStatus(
+            status=report.status,
+            events=report.events,
+            checkpoints=report.checkpoints,
+            uncovered=report.uncovered,
+            error=report.error,
+            incidents=incidents,
+        )
+
+    async def audit_status(self, session: Session) -> AuditStatus:
+        """Verify the trail now and list open incidents (``audit.read``; audited)."""
+        status: AuditStatus = await self._call(self._audit_status, session)
+        return status
+
+    def codes(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Each decision field's official codes with their French labels (select lists).
+
+        Raises:
+            CodesError: the nomenclatures are missing (``hub_sante_dir``).
+        """
+        from console.cases import load_codes
+
+        lists = load_codes(self._services.settings.hub_sante_dir)
+        return {name: tuple(lst.labels.items()) for name, lst in lists.items()}
+
     async def decide(self, session: Session, request: DecisionRequest) -> Decision:
         """Record and sign a decision (``decision.take``; reason on override; audited)."""
         decision: Decision = await self._call(
@@ -411,12 +625,16 @@ def _drain(queue: asyncio.Queue[BoardDelta]) -> list[BoardDelta]:
 
 __all__ = [
     "Alarm",
+    "AuditStatus",
     "BoardDelta",
     "BoardRow",
     "BoardSnapshot",
     "CaseDetail",
     "CompteRenduReply",
+    "DeviceRow",
     "LockPolicy",
     "RegulationService",
     "TimelineEntry",
+    "TrailEntry",
+    "VitalPoint",
 ]

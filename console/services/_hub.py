@@ -28,7 +28,7 @@ from console.services._api import RegulationService
 from console.services._compose import Services
 from console.services._core import RegulationCore
 from protocols.topics import hub_filters
-from transport import BrokerConfig, MqttSubscriber, Received
+from transport import BrokerConfig, BusMessage, InprocBus, MqttSubscriber, Received
 
 #: Reload enrolled keys at most this often when unknown devices speak.
 KEY_RELOAD_S = 5.0
@@ -46,8 +46,11 @@ class Hub:
         out: TextIO | None = None,
         clock: Callable[[], float] = time.time,
         serial: Sequence[tuple[SerialSource, int]] = (),
+        bus: InprocBus | None = None,
     ) -> None:
         self.services = services
+        self._bus = bus
+        self._inbox: asyncio.Queue[Received] = asyncio.Queue()
         self._serial = list(serial)
         self.readers: list[SerialReader] = []
         self.broker = broker
@@ -61,6 +64,11 @@ class Hub:
         self.subscriber: MqttSubscriber | None = None
         #: The service API on this hub's core (its board deltas fed by every batch/tick).
         self.api: RegulationService | None = None
+        #: Set once the core is up and every source listens (the broker subscription
+        #: made): what an in-process simulator waits for before it starts publishing.
+        self.ready = asyncio.Event()
+        #: Called on the event loop with every batch of events the hub logs.
+        self.listeners: list[Callable[[Sequence[Any]], None]] = []
 
     def log(self, event: str, **fields: Any) -> None:
         """One line per event: JSON (the default, cases.md) or text (``SAMU_LOG_FORMAT``)."""
@@ -92,6 +100,26 @@ class Hub:
             self._last_reload = self._clock()
             await self._call(self.core.reload_keys)
 
+    def _on_bus(self, msg: BusMessage) -> None:
+        self._inbox.put_nowait(Received(msg.topic, msg.payload, msg.retain, self._clock()))
+
+    async def _bus_ingest(self) -> None:
+        """The in-process bus in batches, as the MQTT subscriber delivers them (the
+        embedded demo without a broker binary)."""
+        batch_max = self.services.settings.hub.batch_max
+        while not self._stop.is_set():
+            getter = asyncio.ensure_future(self._inbox.get())
+            stopper = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+                break
+            batch = [getter.result()]
+            while len(batch) < batch_max and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            await self._on_batch(batch)
+
     async def _on_frames(self, source: SerialSource, items: Sequence[object], now: float) -> None:
         assert self.core is not None
         got = await self._call(self.core.receive_frames, source, items, now)
@@ -106,6 +134,8 @@ class Hub:
             self.log(e.event, **{k: v for k, v in e.as_log().items() if k != "event"})
         if self.api is not None and events:
             self.api.publish(events)
+        for listener in self.listeners:
+            listener(events)
 
     def _register_serial(self) -> None:
         """Serial devices are counted like enrolled ones (their key is never used: the
@@ -155,6 +185,9 @@ class Hub:
             for source, baud in self._serial
         ]
         publisher = None
+        if self._bus is not None:
+            for pattern in hub_filters():
+                self._bus.subscribe(pattern, self._on_bus)
         if self.broker is not None:
             from console.records import CheckpointPublisher, checkpoint_topic
 
@@ -170,6 +203,7 @@ class Hub:
                 session_expiry_s=settings.mqtt.session_expiry_s,
                 batch_max=settings.hub.batch_max,
                 batch_wait_s=settings.hub.batch_wait_s,
+                on_connect=self.ready.set,
             )
         self.log(
             "started",
@@ -179,11 +213,15 @@ class Hub:
             serial=[s.url for s, _ in self._serial],
             cases_open=len(self.core.cases.open_cases()),
         )
+        if self.subscriber is None:
+            self.ready.set()
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._ticks(), name="triage-tick")
                 if self.subscriber is not None:
                     tasks.create_task(self.subscriber.run(), name="mqtt-ingest")
+                if self._bus is not None:
+                    tasks.create_task(self._bus_ingest(), name="bus-ingest")
                 if publisher is not None:
                     tasks.create_task(publisher.run(), name="checkpoint-publisher")
                 for reader in self.readers:

@@ -2,3 +2,17 @@
 
 A thin layer over :mod:`console.services`; the only package of ours that imports Textual.
 """
+
+from console.tui._app import RegulationApp, SamuApp
+from console.tui._backend import Backend, DemoAccount
+from console.tui._board_model import BoardModel, NewsRing, priority_of
+
+__all__ = [
+    "Backend",
+    "BoardModel",
+    "DemoAccount",
+    "NewsRing",
+    "RegulationApp",
+    "SamuApp",
+    "priority_of",
+]

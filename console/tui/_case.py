@@ -1,0 +1,454 @@
+"""A case: tabs Vitals, Implant, Bilan & DLU, Video, Triage, Trail; the decision form;
+the compte rendu (preview, sign, export).
+
+Everything is read through the service (each read audited there); free text (the
+nurse's words, the DLU) is masked while the console is locked.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Markdown,
+    Select,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from console.cases import DecisionRequest
+from console.services import BoardRow, CaseDetail, VitalPoint
+from console.tui._board_model import priority_of
+from console.tui._format import MASK, age, badge, news2_text, short_case
+
+if TYPE_CHECKING:
+    from console.tui._app import RegulationApp
+
+#: What the Vitals tab plots: LOINC code → label, unit.
+VITALS = (
+    ("59408-5", "SpO₂", "%"),
+    ("8867-4", "Fréquence cardiaque", "/min"),
+    ("9279-1", "Fréquence respiratoire", "/min"),
+    ("8480-6", "PA systolique", "mm[Hg]"),
+    ("8310-5", "Température", "Cel"),
+    ("41653-7", "Glycémie", "mg/dL"),
+)
+
+
+class _SamuScreen:
+    @property
+    def samu(self) -> RegulationApp:
+        from console.tui._app import RegulationApp
+
+        app = self.app  # type: ignore[attr-defined]
+        assert isinstance(app, RegulationApp)
+        return app
+
+
+class CaseScreen(_SamuScreen, Screen[None]):
+    """One case (see the module docstring)."""
+
+    CSS = """
+    #head { height: auto; padding: 0 1; background: $boost; }
+    #tabs { height: 1fr; }
+    TabPane { height: 1fr; }
+    .vital { height: 3; }
+    .vital Label { width: 46; }
+    .vital Sparkline { width: 1fr; }
+    #video-actions Button { margin-right: 1; }
+    """
+
+    BINDINGS = [
+        Binding("d", "decide", "Décider", id="case.decide"),
+        Binding("r", "report", "Compte rendu", id="case.report"),
+        Binding("h", "span", "1 h / 24 h", id="case.span", tooltip="Vitals over 1 h or 24 h"),
+        Binding("c", "consent", "Consentement", id="case.consent"),
+        Binding("f5", "reload", "Actualiser", id="case.reload"),
+        Binding("escape", "app.pop_screen", "Retour", id="case.back"),
+    ]
+
+    HELP = """\
+[b]Case[/b]: tabs Vitals (trend over 1 h, h for 24 h), Implant, Bilan & DLU, Video,
+Triage (score breakdown and reasons), Trail (who accessed this record).
+d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
+"""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__()
+        self.case_id = case_id
+        self.detail: CaseDetail | None = None
+        self.points: list[VitalPoint] = []
+        self.span_s = 3600.0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Affaire {self.case_id} — chargement…", id="head")
+        with TabbedContent(id="tabs"):
+            with TabPane("Vitals", id="tab-vitals"), VerticalScroll():
+                for code, label, unit in VITALS:
+                    with Horizontal(classes="vital"):
+                        yield Label(f"{label} ({unit})", id=f"lbl-{code.replace('-', '_')}")
+                        yield Sparkline([], id=f"spark-{code.replace('-', '_')}")
+            with TabPane("Implant", id="tab-implant"):
+                yield DataTable(id="implant", cursor_type="row")
+            with TabPane("Bilan & DLU", id="tab-bilan"), VerticalScroll():
+                yield Static("", id="bilan")
+            with TabPane("Video", id="tab-video"):
+                yield Static("", id="video")
+                with Horizontal(id="video-actions"):
+                    yield Button("Record consent (c)", id="btn-consent")
+            with TabPane("Triage", id="tab-triage"), VerticalScroll():
+                yield Static("", id="triage")
+            with TabPane("Trail", id="tab-trail"):
+                yield DataTable(id="trail", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#implant", DataTable).add_columns("Heure", "Événement", "Détail")
+        self.query_one("#trail", DataTable).add_columns("Heure", "Qui", "Rôle", "Action", "Issue")
+        self.load()
+        self.set_interval(5.0, self.load)
+
+    @work(exclusive=True, exit_on_error=False, group="case-load")
+    async def load(self) -> None:
+        samu = self.samu
+        api = await samu.wait_api()
+        session = samu.session
+        assert session is not None
+        try:
+            self.detail = await api.case(session, self.case_id)
+            self.points = await api.vitals(session, self.case_id, since_s=86_400.0)
+            trail = await api.trail(session, self.case_id)
+        except Exception as exc:
+            self.query_one("#head", Static).update(f"Affaire {self.case_id}: {exc}")
+            return
+        self._render_all()
+        table = self.query_one("#trail", DataTable)
+        table.clear()
+        for t in trail:
+            table.add_row(t.time[11:19], t.actor, t.role, t.action, t.outcome)
+
+    def refresh_masking(self) -> None:
+        if self.detail is not None:
+            self._render_all()
+
+    def _render_all(self) -> None:
+        detail = self.detail
+        if detail is None:
+            return
+        row = detail.row
+        locked = self.samu.locked
+        residents = MASK if locked else ", ".join(row.patients)
+        head = (
+            f"{badge(priority_of(row)).markup} Affaire {short_case(row.case_id)}  {row.site}  "
+            f"patient {residents}  NEWS2 {news2_text(row.news2, row.news2_complete).markup}  "
+            f"qSOFA {row.qsofa if row.qsofa is not None else '–'}  statut {row.status}  "
+            f"ouverte il y a {age(row.opened_at)}"
+        )
+        self.query_one("#head", Static).update(head)
+        self._render_vitals()
+        self._render_implant(detail)
+        self._render_bilan(detail, locked)
+        self._render_video(detail)
+        self._render_triage(detail)
+
+    def _render_vitals(self) -> None:
+        newest = max((p.at for p in self.points), default=0.0)
+        since = newest - self.span_s
+        for code, label, unit in VITALS:
+            values = [p.value for p in self.points if p.code == code and p.at >= since
+                      and p.value is not None]  # fmt: skip
+            key = code.replace("-", "_")
+            last = next((p for p in reversed(self.points) if p.code == code), None)
+            when = ""
+            if last is not None:
+                when = age(datetime.fromtimestamp(last.at, UTC).isoformat())
+            text = (
+                f"{label}: {last.value:g} {unit} ({when})"
+                if last and last.value is not None
+                else (f"{label}: –")
+            )
+            span = "1 h" if self.span_s <= 3600 else "24 h"
+            self.query_one(f"#lbl-{key}", Label).update(f"{text} [{span}]")
+            self.query_one(f"#spark-{key}", Sparkline).data = [float(v) for v in values] or [0.0]
+
+    def _render_implant(self, detail: CaseDetail) -> None:
+        table = self.query_one("#implant", DataTable)
+        table.clear()
+        for t in detail.timeline:
+            if t.kind.startswith("implant"):
+                table.add_row(t.at[11:19], t.kind, json.dumps(t.detail, ensure_ascii=False)[:120])
+        if table.row_count == 0:
+            table.add_row("–", "no implant transmission on this case", "")
+
+    def _render_bilan(self, detail: CaseDetail, locked: bool) -> None:
+        lines: list[str] = []
+        for t in detail.timeline:
+            if t.kind != "bilan":
+                continue
+            d = t.detail
+            lines.append(f"[b]Bilan {t.at[11:19]}[/b]  {d.get('nurse', '')}")
+            for key in ("complaint", "text"):
+                if d.get(key):
+                    lines.append(f"  {key}: {MASK if locked else d[key]}")
+            flags = d.get("flags")
+            if flags:
+                lines.append(f"  flags: {flags}")
+            obs = d.get("observations")
+            if obs:
+                lines.append(f"  observations: {obs}")
+            dlu = d.get("dlu")
+            if dlu:
+                lines.append(f"  DLU: {MASK if locked else dlu}")
+        self.query_one("#bilan", Static).update("\n".join(lines) or "No bilan on this case.")
+
+    def _render_video(self, detail: CaseDetail) -> None:
+        lines = [
+            f"{v['at'][11:19] if v.get('at') else ''}  {v['event']}"
+            + (f"  by {v['by']} ({v.get('relation') or '–'})" if v.get("by") else "")
+            for v in detail.video
+        ]
+        self.query_one("#video", Static).update(
+            "\n".join(lines) or "No video link for this case (nothing is recorded)."
+        )
+
+    def _render_triage(self, detail: CaseDetail) -> None:
+        row = detail.row
+        lines = [
+            f"Suggested priority: {row.suggested_priority}"
+            + (f"   decided: {row.decided_priority}" if row.decided_priority else ""),
+            f"NEWS2: {row.news2 if row.news2 is not None else '–'}"
+            + ("" if row.news2_complete else " (incomplete: a parameter is missing)"),
+            f"qSOFA: {row.qsofa if row.qsofa is not None else '–'}",
+            "Reasons:",
+            *(f"  • {r}" for r in row.reasons),
+        ]
+        policy = next(
+            (t.detail.get("policy") for t in reversed(detail.timeline) if t.detail.get("policy")),
+            None,
+        )
+        if policy:
+            lines.append(f"Policy: {policy}")
+        for d in detail.decisions:
+            lines.append(
+                f"Decision {d['signed_at'][11:19]} by {d['author']}: {d['priority']} "
+                f"{d['care_level']} {d['decision_type']} {d.get('resource') or ''} "
+                f"{d.get('orientation') or ''}"
+            )
+        self.query_one("#triage", Static).update("\n".join(lines))
+
+    def action_span(self) -> None:
+        self.span_s = 86_400.0 if self.span_s <= 3600 else 3600.0
+        self._render_vitals()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_decide(self) -> None:
+        if self.detail is not None:
+            self.samu.decide(self.detail.row)
+
+    def action_report(self) -> None:
+        self.samu.report(self.case_id)
+
+    def action_consent(self) -> None:
+        self.notify(
+            "Consent is recorded by the video gateway when the caller accepts the link; "
+            "recording it from the console is not available yet.",
+            severity="warning",
+        )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "btn-consent":
+            self.action_consent()
+
+
+class DecisionScreen(_SamuScreen, ModalScreen[bool]):
+    """The decision form: Hub Santé codes with their French labels; a reason is required
+    when the priority differs from the suggestion; signed with the session's key."""
+
+    CSS = """
+    DecisionScreen { align: center middle; }
+    #form { width: 90; height: auto; border: thick $accent; padding: 1 2; background: $panel; }
+    #form Select, #form Input { margin-bottom: 1; }
+    #error { color: $error; height: auto; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Annuler", id="decision.cancel"),
+        Binding("ctrl+s", "sign", "Signer", id="decision.sign", tooltip="Sign the decision"),
+    ]
+
+    HELP = "Choose each code, give a reason when you differ from the suggestion, ctrl+s signs."
+
+    def __init__(self, row: BoardRow, codes: dict[str, tuple[tuple[str, str], ...]]) -> None:
+        super().__init__()
+        self.row = row
+        self.codes = codes
+
+    def compose(self) -> ComposeResult:
+        row = self.row
+        with Vertical(id="form"):
+            yield Label(
+                f"[b]Décision[/b] — affaire {short_case(row.case_id)} ({row.site}); "
+                f"priorité suggérée {row.suggested_priority}"
+            )
+            for field, title in (
+                ("priority", "Priorité"),
+                ("care_level", "Niveau de soins"),
+                ("decision_type", "Type de décision"),
+                ("resource", "Ressource (optionnel)"),
+                ("orientation", "Orientation (optionnel)"),
+            ):
+                options = [(f"{code} — {label}", code) for code, label in self.codes[field]]
+                value: Any = Select.NULL
+                if field == "priority":
+                    value = row.decided_priority or row.suggested_priority
+                    if value not in dict(self.codes[field]):
+                        value = Select.NULL
+                yield Select(options, prompt=title, id=f"sel-{field}", value=value)
+            yield Input(placeholder="Motif (obligatoire si la priorité diffère)", id="reason")
+            yield Static("", id="error")
+            with Horizontal():
+                yield Button("Signer (ctrl+s)", id="sign", variant="primary")
+                yield Button("Annuler (Esc)", id="cancel")
+
+    def _value(self, field: str) -> str | None:
+        value = self.query_one(f"#sel-{field}", Select).value
+        return None if value is Select.NULL else str(value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "sign":
+            self.action_sign()
+        else:
+            self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_sign(self) -> None:
+        error = self.query_one("#error", Static)
+        if self.samu.locked:
+            error.update("The console is locked: unlock it before signing.")
+            return
+        missing = [f for f in ("priority", "care_level", "decision_type") if not self._value(f)]
+        if missing:
+            error.update(f"Choose: {', '.join(missing)}.")
+            return
+        reason = self.query_one("#reason", Input).value.strip() or None
+        if self._value("priority") != self.row.suggested_priority and not reason:
+            error.update(
+                f"A reason is required: {self._value('priority')} differs from the suggested "
+                f"{self.row.suggested_priority}."
+            )
+            self.query_one("#reason", Input).focus()
+            return
+        try:
+            request = DecisionRequest(
+                case_id=self.row.case_id,
+                priority=str(self._value("priority")),
+                care_level=str(self._value("care_level")),
+                decision_type=str(self._value("decision_type")),
+                resource=self._value("resource"),
+                orientation=self._value("orientation"),
+                reason=reason,
+            )
+        except ValueError as exc:
+            error.update(str(exc).splitlines()[0])
+            return
+        self._sign(request)
+
+    @work(exclusive=True, exit_on_error=False)
+    async def _sign(self, request: DecisionRequest) -> None:
+        error = self.query_one("#error", Static)
+        samu = self.samu
+        api = await samu.wait_api()
+        assert samu.session is not None
+        try:
+            decision = await api.decide(samu.session, request)
+        except Exception as exc:
+            error.update(f"Refused: {exc}")
+            return
+        self.notify(f"Decision signed ({decision.priority}, key {decision.key_id[:12]}…).")
+        self.dismiss(True)
+
+
+class ReportScreen(_SamuScreen, Screen[None]):
+    """The compte rendu: preview, sign (s), export as Markdown (e)."""
+
+    BINDINGS = [
+        Binding("s", "sign", "Signer", id="report.sign"),
+        Binding("e", "export", "Exporter (Markdown)", id="report.export"),
+        Binding("escape", "app.pop_screen", "Retour", id="report.back"),
+    ]
+
+    HELP = "Preview of the compte rendu. s signs it (needs an unlocked session), e exports it."
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__()
+        self.case_id = case_id
+        self.markdown = ""
+        self.report_id: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Compte rendu — affaire {short_case(self.case_id)}", id="report-status")
+        with VerticalScroll():
+            yield Markdown("Chargement…", id="report")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load(sign=False)
+
+    @work(exclusive=True, exit_on_error=False)
+    async def _load(self, sign: bool) -> None:
+        samu = self.samu
+        api = await samu.wait_api()
+        assert samu.session is not None
+        status = self.query_one("#report-status", Static)
+        try:
+            reply = await api.compte_rendu(samu.session, self.case_id, sign=sign)
+        except Exception as exc:
+            status.update(f"Compte rendu — {'signing' if sign else 'preview'} refused: {exc}")
+            return
+        self.markdown = reply.markdown
+        await self.query_one("#report", Markdown).update(reply.markdown)
+        if sign:
+            self.report_id = reply.report_id
+            status.update(f"Compte rendu signé — {reply.report_id}")
+            self.notify("Compte rendu signed.")
+        else:
+            status.update(f"Compte rendu — affaire {short_case(self.case_id)} (preview; s signs)")
+
+    def action_sign(self) -> None:
+        if self.samu.locked:
+            self.notify("The console is locked: unlock it before signing.", severity="error")
+            return
+        self._load(sign=True)
+
+    def action_export(self) -> None:
+        if not self.markdown:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        folder = Path(self.samu.backend.services.db_path).resolve().parent / "exports"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"compte-rendu-{short_case(self.case_id)}.md"
+        path.write_text(self.markdown, encoding="utf-8")
+        path.chmod(0o600)
+        self.notify(f"Exported to {path}")

@@ -1,0 +1,234 @@
+"""The régulation console, driven with Textual's Pilot on a real database.
+
+The world is a real SQLite file into which the ``demo-garde`` scenario was replayed (the
+same ingest, cases and triage as the hub), real accounts (password + TOTP) and the real
+service API; the app is the real :class:`RegulationApp`. Tests wait on conditions, never
+on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from textual.widgets import Input, Select, Static
+
+import scenarios
+from console.auth import LocalOperator
+from console.cases import CaseEvent, default_dir
+from console.services import RegulationService, Services, open_services
+from console.settings import Settings
+from console.tui import Backend, DemoAccount, RegulationApp
+from console.tui._admin import AuditScreen
+from console.tui._board import BoardScreen
+from console.tui._case import CaseScreen, DecisionScreen, ReportScreen
+from console.tui._format import MASK
+from console.tui._login import LoginScreen
+
+pytestmark = pytest.mark.skipif(
+    not (default_dir() / "nomenclatures").is_dir(),
+    reason=f"Hub Santé nomenclatures absent ({default_dir()}): ../shared/reference is not here",
+)
+
+PW = "correct horse battery staple"
+OP = LocalOperator("tester", "pts/test")
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Services, dict[str, DemoAccount]]]:
+    db = tmp_path_factory.mktemp("tui") / "samu.db"
+    with open_services(Settings(db=db), create=True) as services:
+        scenarios.InprocReplay(scenarios.load_scenario("demo-garde"), services).run()
+        enrolment = services.accounts.create_user(OP, "drmartin", ["regulateur"], PW)
+        yield services, {"drmartin": DemoAccount("drmartin", PW, enrolment.otpauth_uri)}
+
+
+def make_app(
+    services: Services, *, live: bool = True, demo: DemoAccount | None = None
+) -> RegulationApp:
+    backend = Backend(services=services, api=RegulationService(services), live=live, demo=demo)
+    return RegulationApp(backend)
+
+
+async def wait_for(pilot, condition: Callable[[], object], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+_COUNT = iter(range(1000))
+
+
+def person(services: Services, role: str) -> DemoAccount:
+    """A new account for one test: a TOTP code is accepted once (replay protection), so
+    two sign-ins by one person within 30 s would be refused, rightly."""
+    user = f"{role[:5]}{next(_COUNT)}"
+    enrolment = services.accounts.create_user(OP, user, [role], PW)
+    return DemoAccount(user, PW, enrolment.otpauth_uri)
+
+
+async def type_login(pilot, app: RegulationApp, account: DemoAccount) -> None:
+    await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen))
+    await pilot.press(*account.user_id, "tab", *account.password, "tab")
+    await pilot.press(*account.totp(), "enter")
+
+
+async def sign_in(pilot, app: RegulationApp, account: DemoAccount) -> BoardScreen:
+    await type_login(pilot, app, account)
+    await wait_for(pilot, lambda: isinstance(app.screen, BoardScreen) and app.screen.model.rows)
+    screen = app.screen
+    assert isinstance(screen, BoardScreen)
+    await wait_for(pilot, lambda: screen.query_one("#board").row_count == len(screen.model.rows))
+    return screen
+
+
+async def test_the_login_form_is_id_password_code_and_refuses_a_wrong_code(world) -> None:
+    services, accounts = world
+    app = make_app(services, demo=accounts["drmartin"])
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen))
+        assert app.focused is not None and app.focused.id == "user"
+        demo = str(app.screen.query_one("#demo", Static).render())
+        assert f"password: {PW}" in demo.splitlines()
+        assert any(line.startswith("TOTP: ") and line[6:].isdigit() for line in demo.splitlines())
+        await pilot.press(*"drmartin", "tab", *PW, "tab", *"000000", "enter")
+        message = app.screen.query_one("#message", Static)
+        await wait_for(pilot, lambda: "Refused" in str(message.render()))
+        assert isinstance(app.screen, LoginScreen)
+        assert app.screen.query_one("#password", Input).value == ""
+        assert app.screen.query_one("#user", Input).value == "drmartin"
+
+
+async def test_the_board_orders_by_priority_and_rings_once_per_alarm(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        ordered = board.model.ordered()
+        ranks = [r.decided_priority or r.suggested_priority for r in ordered]
+        assert ranks == sorted(ranks, key=["P0", "P1", "P2", "P3", "NR"].index)
+        assert bells == []
+        target = ordered[-1].case_id
+        api = app.backend.api
+        assert api is not None
+        now = datetime.now(UTC).timestamp()
+        # Two alarms in one delta: two bells, two banner lines, never merged.
+        arrest = {"to": "P0", "reasons": ["test: arrest"]}
+        api.publish([
+            CaseEvent("priority_changed", target, None, now, arrest),
+            CaseEvent("implant_alert", target, None, now, {"alerts": ["shock_delivered"]}),
+        ])  # fmt: skip
+        await wait_for(pilot, lambda: len(bells) == 2)
+        banner = str(board.query_one("#alarms").render())
+        assert "P0" in banner and "test: arrest" in banner and "shock_delivered" in banner
+        await pilot.press("a")
+        await wait_for(pilot, lambda: not board.alarms)
+
+
+async def test_a_decision_needs_a_reason_when_it_overrides_and_is_then_signed(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        row = board.model.ordered()[0]
+        app.decide(row)
+        await wait_for(pilot, lambda: isinstance(app.screen, DecisionScreen)
+                       and app.screen.query("#sel-priority"))  # fmt: skip
+        form = app.screen
+        other = "P2" if row.suggested_priority != "P2" else "P3"
+        form.query_one("#sel-priority", Select).value = other
+        form.query_one("#sel-care_level", Select).value = "R2"
+        form.query_one("#sel-decision_type", Select).value = "CONSEIL"
+        await pilot.press("ctrl+s")
+        error = form.query_one("#error", Static)
+        await wait_for(pilot, lambda: "reason is required" in str(error.render()))
+        form.query_one("#reason", Input).value = "appel de l'EHPAD: amélioration sous O2"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DecisionScreen))
+        decided = services.store.fetchall(
+            "SELECT priority, author FROM decisions WHERE case_id = ?", (row.case_id,)
+        )
+        assert [p for p, _ in decided] == [other]
+
+
+async def test_a_case_opens_with_its_tabs_and_the_compte_rendu_is_signed(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CaseScreen))
+        case = app.screen
+        assert isinstance(case, CaseScreen)
+        await wait_for(
+            pilot, lambda: case.detail is not None and case.query_one("#trail").row_count
+        )
+        assert "Affaire" in str(case.query_one("#head", Static).render())
+        assert case.points, "the Vitals tab reads the resident's observations"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen))
+        report = app.screen
+        assert isinstance(report, ReportScreen)
+        await wait_for(pilot, lambda: bool(report.markdown))
+        await pilot.press("s")
+        await wait_for(pilot, lambda: report.report_id is not None)
+        assert services.store.fetchone(
+            "SELECT 1 FROM audit_events WHERE action LIKE 'report.sign%' AND object = ?",
+            (f"case:{report.case_id}",),
+        )
+        del board
+
+
+async def test_the_lock_masks_identities_but_alarms_still_ring(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        table = board.query_one("#board")
+        first = board.model.ordered()[0]
+        await wait_for(pilot, lambda: str(table.get_cell(first.case_id, "resident")) != MASK)
+        app.action_lock()
+        await wait_for(pilot, lambda: str(table.get_cell(first.case_id, "resident")) == MASK)
+        api = app.backend.api
+        assert api is not None
+        api.publish([CaseEvent("priority_changed", first.case_id, None, time.time(),
+                               {"to": "P0", "reasons": ["during the lock"]})])  # fmt: skip
+        await wait_for(pilot, lambda: len(bells) == 1)
+        assert "during the lock" in str(board.query_one("#alarms").render())
+        await pilot.press(*"wrong password", "enter")
+        await wait_for(
+            pilot, lambda: "Refused" in str(app.screen.query_one("#unlock-msg").render())
+        )
+        assert app.locked
+        app.screen.query_one("#unlock-password", Input).value = ""
+        await pilot.press(*PW, "enter")
+        await wait_for(pilot, lambda: not app.locked)
+        await wait_for(pilot, lambda: str(table.get_cell(first.case_id, "resident")) != MASK)
+
+
+async def test_the_audit_screen_is_for_auditeurs_only(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await sign_in(pilot, app, person(services, "regulateur"))
+        await pilot.press("u")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, AuditScreen)
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await type_login(pilot, app, person(services, "auditeur"))
+        # An auditor has no board (habilitation matrix): the audit screen is home.
+        await wait_for(pilot, lambda: isinstance(app.screen, AuditScreen)
+                       and app.screen.query("#verify"))  # fmt: skip
+        verify = app.screen.query_one("#verify", Static)
+        await wait_for(pilot, lambda: "intact" in str(verify.render()))
