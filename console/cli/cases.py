@@ -75,7 +75,13 @@ def register(
     cr.add_argument("case_id", metavar="CASE_ID")
     cr.add_argument("--as", dest="user", metavar="USER", help="your user id (with --sign)")
     cr.add_argument("--sign", action="store_true", help="sign it (password and TOTP asked)")
-    cr.add_argument("--format", choices=("md", "json"), default="md", help="default md")
+    cr.add_argument(
+        "--format",
+        choices=("md", "json", "fhir", "rs-eda"),
+        default="md",
+        help="md (default), json, fhir (R4 document Bundle) or rs-eda (Hub Santé "
+        "createCaseHealth, pseudonymous); see docs/interop.md",
+    )
     cr.set_defaults(handler=_compte_rendu)
     q = rsub.add_parser("quarantine", parents=[common], help="every quarantined item")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -476,6 +482,11 @@ def _compte_rendu(args: argparse.Namespace) -> int:
                 except (Denied, ReportError) as exc:
                     print(f"samu records: signature refused: {exc}", file=sys.stderr)
                     return EXIT_CHECK_FAILED
+        if args.format in ("fhir", "rs-eda"):
+            text = _interop_format(args, services, args.case_id)
+    if args.format in ("fhir", "rs-eda"):
+        print(text)
+        return EXIT_OK
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -483,3 +494,34 @@ def _compte_rendu(args: argparse.Namespace) -> int:
         if args.sign:
             print(f"\nSigné : {report['report_id']} par {args.user}")
     return EXIT_OK
+
+
+def _interop_format(args: argparse.Namespace, services: Any, case_id: str) -> str:
+    """The compte rendu's case as FHIR (document Bundle) or RS-EDA, never with identity
+    traits (``samu fhir export`` / ``samu hub-sante export --identity`` for those)."""
+    from console.cases import CodesError, default_dir
+    from console.cli._main import UsageError
+    from console.interop import (
+        FhirError,
+        HubSanteError,
+        export_rs_eda,
+        fhir_bundle,
+        load_case,
+        load_schemas,
+    )
+
+    data = load_case(services.store, services.accounts, services.master_key, case_id)
+    if args.format == "fhir":
+        try:
+            return fhir_bundle(data, identity=False)
+        except FhirError as exc:
+            raise UsageError(str(exc)) from None
+    directory = settings_of(args).hub_sante_dir or default_dir()
+    try:
+        message = {"createCaseHealth": export_rs_eda(data, directory, identity=False).wire()}
+        result = load_schemas(directory.resolve()).validate(message)
+    except (CodesError, HubSanteError) as exc:
+        raise UsageError(str(exc)) from None
+    if not result.ok:
+        raise UsageError("; ".join(str(i) for i in result.issues[:5]))
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))

@@ -80,6 +80,17 @@ def register(
     p.add_argument(
         "--keys-out", type=Path, metavar="FILE", help="write the sender keys used (for enrolment)"
     )
+    p.add_argument(
+        "--idco-out",
+        type=Path,
+        metavar="FILE",
+        help="write the implant transmissions to FILE as HL7 v2 ORU^R01 (IHE PCD-09 IDCO), "
+        "as a vendor server would, instead of publishing them: runs on the virtual clock "
+        "for --duration simulated seconds (default one day), as fast as it can",
+    )
+    p.add_argument(
+        "--mllp", action="store_true", help="with --idco-out: frame each message with MLLP"
+    )
     p.set_defaults(handler=_run)
 
 
@@ -87,6 +98,11 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from firmware_sim import RunOptions, SimError, run_sim
+
+    if args.idco_out is not None:
+        return _idco(args)
+    if args.mllp:
+        raise UsageError("--mllp goes with --idco-out FILE")
 
     if args.speed <= 0:
         raise UsageError("--speed must be positive")
@@ -139,4 +155,131 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(run_sim(options))
     except SimError as exc:
         raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def _idco(args: argparse.Namespace) -> int:
+    """``--idco-out``: implant transmitters on the virtual clock, HL7 into a file.
+
+    Deterministic (the virtual clock, the seed): the same command writes the same file,
+    so tests import exactly what a vendor server would have sent.
+    """
+    import functools
+    import os
+    import sys
+    from datetime import datetime
+
+    from firmware_sim import (
+        DEFAULT_EPOCH,
+        IMPLANT_KINDS,
+        EnvelopeSender,
+        KeyStore,
+        SpecError,
+        VirtualClock,
+        death_will,
+        rng_for,
+        specs_from_cli,
+    )
+    from firmware_sim.idco import IdcoWriter
+    from firmware_sim.implants import Implant, Transmitter
+    from firmware_sim.physiology import NoiseSource
+    from firmware_sim.transports import InprocPort
+
+    out: Path = args.idco_out
+    if out.is_dir() or not out.parent.is_dir():
+        raise UsageError(f"--idco-out {out}: not a file in an existing directory")
+    if args.mqtt or args.gateway:
+        raise UsageError("--idco-out writes a file: no --mqtt or --gateway with it")
+    duration = args.duration if args.duration is not None else 86400.0
+    if duration <= 0:
+        raise UsageError("--duration must be positive")
+    if args.devices and not args.site:
+        raise UsageError("--site ID is required with --devices")
+    seed = args.seed if args.seed is not None else 0
+    if seed < 0:
+        raise UsageError("--seed must not be negative")
+    epoch = DEFAULT_EPOCH
+    if args.start is not None:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            raise UsageError(f"--start {args.start!r} is not an ISO 8601 time") from None
+        if start.tzinfo is None:
+            raise UsageError("--start needs an explicit UTC offset")
+        epoch = start.timestamp()
+    keys = KeyStore.from_seed(seed)
+    if args.keys is not None:
+        try:
+            keys.load(args.keys)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    clock = VirtualClock(epoch)
+    writer = IdcoWriter(mllp=args.mllp)
+    names: list[str] = []
+    if args.scenario is not None:
+        import scenarios
+
+        try:
+            scenario = scenarios.load_scenario(args.scenario)
+        except scenarios.ScenarioError as exc:
+            raise UsageError(str(exc)) from None
+        if args.seed is not None:
+            header = scenario.scenario.model_copy(update={"seed": args.seed})
+            scenario = scenario.model_copy(update={"scenario": header})
+        try:
+            run = scenarios.SimPlan(scenario).build(
+                clock,
+                sink_for=lambda spec: InprocPort(),
+                link_for=lambda site, sender, will: writer,
+                keys=keys,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        names = [d.id for d in scenario.devices if d.kind in IMPLANT_KINDS]
+        run.start()
+    else:
+        try:
+            specs = specs_from_cli(args.devices, args.site)
+        except SpecError as exc:
+            raise UsageError(str(exc)) from None
+        others = [s.device_id for s in specs if s.kind not in IMPLANT_KINDS]
+        if others:
+            raise UsageError(
+                f"--idco-out carries implant transmissions only; not: {', '.join(others)}"
+            )
+        from firmware_sim import Simulation
+
+        sim = Simulation(clock, seed=seed)
+        for spec in specs:
+            holder: list[EnvelopeSender] = []
+            sender = EnvelopeSender(
+                args.site,
+                spec.device_id,
+                keys.key(args.site, spec.device_id),
+                clock,
+                writer,
+                rng=rng_for(seed, "envelopes", args.site, spec.device_id),
+            )
+            holder.append(sender)
+            _ = functools.partial(death_will, holder)  # no broker: no Last Will
+            implant = Implant(
+                spec.device_id,
+                IMPLANT_KINDS[spec.kind],
+                sim.patient(spec.patient),
+                NoiseSource(rng_for(seed, "implant", args.site, spec.device_id)),
+            )
+            tx = Transmitter(implant, sender, clock, every_s=3600.0, first_at=30.0)
+            sim.others.append(tx)
+            names.append(spec.device_id)
+        sim.start()
+    clock.run_until(duration)
+    data = writer.data()
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    if args.keys_out is not None:
+        keys.dump(args.keys_out)
+    for name in names:
+        sys.stdout.write(f"idco {name} {out}\n")
+    sys.stdout.write(f"{len(writer.messages)} IDCO message(s) written to {out}\n")
     return EXIT_OK
