@@ -21,11 +21,13 @@ EXIT_USAGE = 2
 COMMAND_MODULES: tuple[str, ...] = (
     "console.cli.demo",
     "console.cli.console",
+    "console.cli.station",
     "console.cli.protocols",
     "console.cli.sim",
     "console.cli.devices",
     "console.cli.hub",
     "console.cli.replay",
+    "console.cli.capture",
     "console.cli.triage",
     "console.cli.cases",
     "console.cli.records",
