@@ -244,6 +244,16 @@ class DeviceRegistry:
             ring.enroll(site, device, key, key_id=f"k{version}")
         return ring
 
+    def key_of(self, site: str, device: str) -> bytes | None:
+        """The current key of one enrolled sender (``None`` when not enrolled)."""
+        row = self._store.fetchone(
+            "SELECT key_version, sealed_key FROM devices WHERE site = ? AND device = ?",
+            (site, device),
+        )
+        if row is None:
+            return None
+        return self._ring.open_secret(_context(site, device, int(row[0])), bytes(row[1]))
+
     def patient_of(self, site: str, device: str) -> str | None:
         row = self._store.fetchone(
             "SELECT patient FROM devices WHERE site = ? AND device = ?", (site, device)

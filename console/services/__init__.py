@@ -21,6 +21,13 @@ from console.services._api import (
     TrailEntry,
     VitalPoint,
 )
+from console.services._bilan import (
+    STATION_DEVICE,
+    BilanError,
+    BilanOutbox,
+    SentBilan,
+    incoming,
+)
 from console.services._compose import (
     Services,
     ServicesError,
@@ -33,8 +40,11 @@ from console.services._hub import Hub
 
 __all__ = [
     "MAX_BACKLOG",
+    "STATION_DEVICE",
     "Alarm",
     "AuditStatus",
+    "BilanError",
+    "BilanOutbox",
     "BoardDelta",
     "BoardRow",
     "BoardSnapshot",
@@ -46,6 +56,7 @@ __all__ = [
     "Received",
     "RegulationCore",
     "RegulationService",
+    "SentBilan",
     "Services",
     "ServicesError",
     "TimelineEntry",
@@ -53,5 +64,6 @@ __all__ = [
     "VitalPoint",
     "broker_config",
     "check_database_path",
+    "incoming",
     "open_services",
 ]

@@ -557,6 +557,30 @@ class RegulationService:
         status: AuditStatus = await self._call(self._audit_status, session)
         return status
 
+    def _residents(self, session: Session, site: str) -> list[str]:
+        self._services.accounts.authorize(session, Action.BOARD_VIEW, Target("board", site=site))
+        store = self._services.store
+        found = {
+            r for (r,) in store.fetchall(
+                "SELECT DISTINCT patient FROM devices WHERE site = ? AND patient IS NOT NULL",
+                (site,),
+            )
+        } | {
+            r for (r,) in store.fetchall(
+                "SELECT DISTINCT resident FROM observations WHERE site = ?"
+                " AND resident IS NOT NULL",
+                (site,),
+            )
+        }  # fmt: skip
+        self._services.accounts.audit(session, "residents.list", f"site:{site}")
+        return sorted(found)
+
+    async def residents(self, session: Session, site: str) -> list[str]:
+        """The resident references known at ``site`` (bound devices, observations);
+        pseudonymous refs only — the EHPAD's roster holds the identities."""
+        refs: list[str] = await self._call(self._residents, session, site)
+        return refs
+
     def codes(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """Each decision field's official codes with their French labels (select lists).
 

@@ -6,6 +6,7 @@ A thin layer over :mod:`console.services`; the only package of ours that imports
 from console.tui._app import RegulationApp, SamuApp
 from console.tui._backend import Backend, DemoAccount
 from console.tui._board_model import BoardModel, NewsRing, priority_of
+from console.tui._station import RosterEntry, SerialPort, StationApp, load_roster
 
 __all__ = [
     "Backend",
@@ -13,6 +14,10 @@ __all__ = [
     "DemoAccount",
     "NewsRing",
     "RegulationApp",
+    "RosterEntry",
     "SamuApp",
+    "SerialPort",
+    "StationApp",
+    "load_roster",
     "priority_of",
 ]
