@@ -143,3 +143,31 @@ def test_the_command_line_refuses_bad_input(tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text("residents = [ {")
     assert main(["station", "--site", SITE, "--roster", str(tmp_path / "r.toml")]) == 2
     assert main(["station", "--site", SITE, "--db", str(tmp_path / "none.db")]) == 2
+
+
+def test_serve_puts_the_station_on_loopback_for_a_browser(world) -> None:
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    services, _ = world
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "console.cli", "station", "--serve", "--port", str(port),
+            "--site", SITE, "--db", str(services.db_path)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        page = ""
+        while time.monotonic() < deadline and not page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                    page = reply.read().decode()
+            except OSError:
+                time.sleep(0.1)  # polling a condition (the port opens), not a fixed wait
+        assert "textual" in page.lower()
+    finally:
+        proc.terminate()
+        proc.wait(10)
