@@ -232,3 +232,56 @@ async def test_the_audit_screen_is_for_auditeurs_only(world) -> None:
                        and app.screen.query("#verify"))  # fmt: skip
         verify = app.screen.query_one("#verify", Static)
         await wait_for(pilot, lambda: "intact" in str(verify.render()))
+
+
+async def test_video_consent_says_who_and_is_recorded_then_withdrawn(world) -> None:
+    from console.tui._case import ConsentScreen
+
+    services, _ = world
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        case_id = board.model.ordered()[-1].case_id
+        app.open_case(case_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, CaseScreen) and app.screen.detail)
+        case = app.screen
+        await pilot.press("l")
+        await wait_for(pilot, lambda: services.store.fetchone(
+            "SELECT 1 FROM video_events WHERE case_ref = ? AND event = 'link_sent'"
+            " AND recorded_by LIKE 'user:%'", (case_id,)))  # fmt: skip
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConsentScreen)
+                       and app.screen.query("#consent-by"))  # fmt: skip
+        form = app.screen
+        await pilot.press("ctrl+s")
+        error = form.query_one("#consent-error", Static)
+        await wait_for(pilot, lambda: "who" in str(error.render()))
+        form.query_one("#consent-by", Input).value = "Mme Durand"
+        form.query_one("#consent-relation", Input).value = "fille"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is case)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConsentScreen)
+                       and app.screen.query("#consent-by"))  # fmt: skip
+        app.screen.query_one("#consent-by", Input).value = "Mme Durand"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is case)
+    rows = services.store.fetchall(
+        "SELECT event, consent_by, relation, how FROM video_events WHERE case_ref = ?"
+        " AND recorded_by LIKE 'user:%' ORDER BY event_id",
+        (case_id,),
+    )
+    assert rows == [
+        ("link_sent", None, None, None),
+        ("consent_granted", "Mme Durand", "fille", "oral"),
+        ("consent_withdrawn", "Mme Durand", None, "oral"),
+    ]
+    audited = services.store.fetchall(
+        "SELECT action FROM audit_events WHERE object = ? AND action LIKE 'video.%' ORDER BY seq",
+        (f"case:{case_id}",),
+    )
+    assert [a for (a,) in audited] == [
+        "video.link_sent",
+        "video.consent_granted",
+        "video.consent_withdrawn",
+    ]

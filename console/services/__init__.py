@@ -19,6 +19,7 @@ from console.services._api import (
     RegulationService,
     TimelineEntry,
     TrailEntry,
+    VideoEntry,
     VitalPoint,
 )
 from console.services._bilan import (
@@ -61,6 +62,7 @@ __all__ = [
     "ServicesError",
     "TimelineEntry",
     "TrailEntry",
+    "VideoEntry",
     "VitalPoint",
     "broker_config",
     "check_database_path",

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from console.auth import Action, Session, Target
 from console.cases import (
@@ -38,7 +38,7 @@ from console.cases import (
     render_markdown,
     sign_compte_rendu,
 )
-from console.ingest import raw_opener
+from console.ingest import iso, raw_opener
 from console.services._compose import Services
 
 #: Deltas a subscriber may have pending before it is told to resync.
@@ -154,6 +154,24 @@ class AuditStatus(_Model):
     uncovered: int
     error: str | None
     incidents: tuple[dict[str, Any], ...]
+
+
+class VideoEntry(_Model):
+    """An operator's entry on a case's video link (cases.md: who consented, their
+    relation, how); the gateway's own events arrive through ingest."""
+
+    case_id: str = Field(min_length=1, max_length=100)
+    event: Literal["link_sent", "consent_granted", "consent_refused", "consent_withdrawn"]
+    session: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    by: str | None = Field(None, max_length=200)
+    relation: str | None = Field(None, max_length=200)
+    how: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _consent_says_who(self) -> VideoEntry:
+        if self.event.startswith("consent_") and not (self.by and self.by.strip()):
+            raise ValueError("a consent entry says who gave or refused it (by)")
+        return self
 
 
 class LockPolicy(_Model):
@@ -581,6 +599,57 @@ class RegulationService:
         refs: list[str] = await self._call(self._residents, session, site)
         return refs
 
+    def _video_entry(self, session: Session, entry: VideoEntry) -> str:
+        target = self._case_target(entry.case_id)
+        auth = self._services.accounts.authorize(session, Action.CONSENT_RECORD, target)
+        store = self._services.store
+        video_session = entry.session
+        if video_session is None:
+            known = store.fetchone(
+                "SELECT session FROM video_events WHERE case_ref = ? ORDER BY event_id DESC",
+                (entry.case_id,),
+            )
+            video_session = known[0] if known else f"vs-{entry.case_id.rsplit('.', 1)[-1]}"[:64]
+        now = datetime.now(UTC)
+        detail = {
+            "session": video_session,
+            "event": entry.event,
+            "by": entry.by,
+            "relation": entry.relation,
+            "how": entry.how,
+            "recorded_by": session.user_id,
+        }
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO video_events (session, case_ref, msg_id, event, at, consent_by,"
+                " relation, how, loss_pct, recorded_by) VALUES (?, ?, 0, ?, ?, ?, ?, ?, NULL, ?)",
+                (video_session, entry.case_id, entry.event, now.isoformat(), entry.by,
+                 entry.relation, entry.how, f"user:{session.user_id}"),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO case_timeline (case_id, at, kind, detail) VALUES (?, ?, 'video', ?)",
+                (entry.case_id, iso(now.timestamp()),
+                 json.dumps({k: v for k, v in detail.items() if v is not None},
+                            ensure_ascii=False)),
+            )  # fmt: skip
+            self._services.accounts.audit(
+                session,
+                f"video.{entry.event}",
+                target.ref,
+                role=auth.role,
+                purpose=auth.purpose,
+                detail={"session": video_session},
+                conn=conn,
+            )
+        return video_session
+
+    async def video_entry(self, session: Session, entry: VideoEntry) -> str:
+        """Record a link sent, or the caller's consent given, refused or withdrawn
+        (``consent.record``; audited with the change). Returns the video session id."""
+        video_session: str = await self._call(self._video_entry, session, entry)
+        self.publish([CaseEvent("video", entry.case_id, None, datetime.now(UTC).timestamp())])
+        return video_session
+
     def codes(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """Each decision field's official codes with their French labels (select lists).
 
@@ -660,5 +729,6 @@ __all__ = [
     "RegulationService",
     "TimelineEntry",
     "TrailEntry",
+    "VideoEntry",
     "VitalPoint",
 ]

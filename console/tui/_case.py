@@ -33,7 +33,7 @@ from textual.widgets import (
 )
 
 from console.cases import DecisionRequest
-from console.services import BoardRow, CaseDetail, VitalPoint
+from console.services import BoardRow, CaseDetail, VideoEntry, VitalPoint
 from console.tui._board_model import priority_of
 from console.tui._format import MASK, age, badge, news2_text, short_case
 
@@ -78,7 +78,15 @@ class CaseScreen(_SamuScreen, Screen[None]):
         Binding("d", "decide", "Décider", id="case.decide"),
         Binding("r", "report", "Compte rendu", id="case.report"),
         Binding("h", "span", "1 h / 24 h", id="case.span", tooltip="Vitals over 1 h or 24 h"),
-        Binding("c", "consent", "Consentement", id="case.consent"),
+        Binding(
+            "c",
+            "consent",
+            "Consentement",
+            id="case.consent",
+            tooltip="Record the caller's consent to video (who, relation, how)",
+        ),
+        Binding("l", "send_link", "Lien vidéo", id="case.link", tooltip="Record a link sent"),
+        Binding("w", "withdraw", "Retrait", id="case.withdraw", tooltip="Consent withdrawn"),
         Binding("f5", "reload", "Actualiser", id="case.reload"),
         Binding("escape", "app.pop_screen", "Retour", id="case.back"),
     ]
@@ -112,7 +120,9 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             with TabPane("Video", id="tab-video"):
                 yield Static("", id="video")
                 with Horizontal(id="video-actions"):
-                    yield Button("Record consent (c)", id="btn-consent")
+                    yield Button("Lien envoyé (l)", id="btn-link")
+                    yield Button("Consentement (c)", id="btn-consent")
+                    yield Button("Retrait (w)", id="btn-withdraw")
             with TabPane("Triage", id="tab-triage"), VerticalScroll():
                 yield Static("", id="triage")
             with TabPane("Trail", id="tab-trail"):
@@ -268,15 +278,114 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
         self.samu.report(self.case_id)
 
     def action_consent(self) -> None:
-        self.notify(
-            "Consent is recorded by the video gateway when the caller accepts the link; "
-            "recording it from the console is not available yet.",
-            severity="warning",
-        )
+        self.app.push_screen(ConsentScreen(self.case_id), self._reload_after)
+
+    def action_withdraw(self) -> None:
+        self.app.push_screen(ConsentScreen(self.case_id, withdraw=True), self._reload_after)
+
+    def _reload_after(self, _: bool | None) -> None:
+        self.load()
+
+    def action_send_link(self) -> None:
+        self._video(VideoEntry(case_id=self.case_id, event="link_sent"))
+
+    @work(exit_on_error=False, group="video")
+    async def _video(self, entry: VideoEntry) -> None:
+        samu = self.samu
+        api = await samu.wait_api()
+        assert samu.session is not None
+        try:
+            await api.video_entry(samu.session, entry)
+        except Exception as exc:
+            self.notify(f"Video: {exc}", severity="error")
+            return
+        self.notify("Recorded: video link sent.")
+        self.load()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "btn-consent":
-            self.action_consent()
+        actions = {"btn-consent": self.action_consent, "btn-link": self.action_send_link,
+                   "btn-withdraw": self.action_withdraw}  # fmt: skip
+        if event.button.id in actions:
+            actions[event.button.id]()
+
+
+class ConsentScreen(_SamuScreen, ModalScreen[bool]):
+    """The caller's consent to video: who, their relation to the patient, how it was
+    given; or its withdrawal. Nothing of the stream is recorded, only these entries."""
+
+    CSS = """
+    ConsentScreen { align: center middle; }
+    #consent { width: 80; height: auto; border: thick $accent; padding: 1 2; background: $panel; }
+    #consent Input, #consent Select { margin-bottom: 1; }
+    #consent-error { color: $error; height: auto; }
+    """
+    BINDINGS = [
+        Binding("escape", "cancel", "Annuler", id="consent.cancel"),
+        Binding("ctrl+s", "save", "Enregistrer", id="consent.save"),
+    ]
+    HELP = "Who consents (or withdraws), their relation to the patient, how; ctrl+s records."
+
+    def __init__(self, case_id: str, *, withdraw: bool = False) -> None:
+        super().__init__()
+        self.case_id = case_id
+        self.withdraw = withdraw
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="consent"):
+            title = "Retrait du consentement" if self.withdraw else "Consentement à la vidéo"
+            yield Label(f"[b]{title}[/b] — affaire {short_case(self.case_id)}")
+            if not self.withdraw:
+                choices = [("accordé", "consent_granted"), ("refusé", "consent_refused")]
+                yield Select(choices, value="consent_granted", id="consent-event",
+                             allow_blank=False)  # fmt: skip
+            yield Input(placeholder="qui (nom de la personne)", id="consent-by")
+            yield Input(placeholder="lien avec le patient (lui-même, fille, IDE…)",
+                        id="consent-relation")  # fmt: skip
+            yield Select([("oral", "oral"), ("écrit", "written"), ("par SMS", "sms")],
+                         value="oral", id="consent-how", allow_blank=False)  # fmt: skip
+            yield Static("", id="consent-error")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_save(self) -> None:
+        event = (
+            "consent_withdrawn"
+            if self.withdraw
+            else str(self.query_one("#consent-event", Select).value)
+        )
+        try:
+            entry = VideoEntry(
+                case_id=self.case_id,
+                event=event,
+                by=self.query_one("#consent-by", Input).value.strip() or None,
+                relation=self.query_one("#consent-relation", Input).value.strip() or None,
+                how=str(self.query_one("#consent-how", Select).value),
+            )
+        except ValueError as exc:
+            self.query_one("#consent-error", Static).update(_first_error(exc))
+            return
+        self._save(entry)
+
+    @work(exclusive=True, exit_on_error=False)
+    async def _save(self, entry: VideoEntry) -> None:
+        samu = self.samu
+        api = await samu.wait_api()
+        assert samu.session is not None
+        try:
+            await api.video_entry(samu.session, entry)
+        except Exception as exc:
+            self.query_one("#consent-error", Static).update(f"Refused: {exc}")
+            return
+        self.dismiss(True)
+
+
+def _first_error(exc: ValueError) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return str(exc.errors()[0]["msg"])
+    return str(exc).splitlines()[0]
 
 
 class DecisionScreen(_SamuScreen, ModalScreen[bool]):
@@ -370,7 +479,7 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
                 reason=reason,
             )
         except ValueError as exc:
-            error.update(str(exc).splitlines()[0])
+            error.update(_first_error(exc))
             return
         self._sign(request)
 
