@@ -3,6 +3,7 @@ bedside device and the real ingest for the bilan it sends."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -145,6 +146,29 @@ def test_the_command_line_refuses_bad_input(tmp_path: Path) -> None:
     assert main(["station", "--site", SITE, "--db", str(tmp_path / "none.db")]) == 2
 
 
+async def _first_screen(port: int) -> str:
+    import aiohttp
+
+    got = ""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"http://127.0.0.1:{port}/ws?width=160&height=45") as ws,
+    ):
+        deadline = time.monotonic() + 30
+        while "connexion" not in got and time.monotonic() < deadline:
+            try:
+                msg = await asyncio.wait_for(ws.receive(), 5)
+            except TimeoutError:
+                continue
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                got += msg.data
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                got += msg.data.decode(errors="replace")
+            else:
+                break
+    return got
+
+
 def test_serve_puts_the_station_on_loopback_for_a_browser(world) -> None:
     import socket
     import subprocess
@@ -168,6 +192,8 @@ def test_serve_puts_the_station_on_loopback_for_a_browser(world) -> None:
             except OSError:
                 time.sleep(0.1)  # polling a condition (the port opens), not a fixed wait
         assert "textual" in page.lower()
+        # A browser's websocket starts the station itself: its login screen arrives.
+        assert "connexion" in asyncio.run(_first_screen(port))
     finally:
         proc.terminate()
         proc.wait(10)

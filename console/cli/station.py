@@ -16,6 +16,7 @@ that database at the same time). ``--serve`` serves the same app to a browser on
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -74,7 +75,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.serve:
         return _serve(args)
     with services_of(args) as services:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Under textual-serve the app talks to the browser through its web driver.
+        served = "web_driver" in os.environ.get("TEXTUAL_DRIVER", "")
+        if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise UsageError("the station needs a terminal, or --serve for a browser")
         from console.tui import StationApp
 
