@@ -15,7 +15,21 @@ from scenarios._build import (
     build_scenario,
     inproc_links,
 )
+from scenarios._capture import (
+    CAPTURE_FORMAT,
+    CAPTURE_VERSION,
+    Capture,
+    CaptureError,
+    CaptureResult,
+    CaptureWriter,
+    SerialPort,
+    is_capture,
+    read_capture,
+    record,
+    replay_capture,
+)
 from scenarios._evaluate import ScenarioReport, Verdict, evaluate, junit, store_digest
+from scenarios._generate import generate_load, parse_fleet
 from scenarios._live import LiveRun
 from scenarios._loader import (
     LIBRARY_DIR,
@@ -50,8 +64,11 @@ from scenarios._model import (
     parse_seconds,
 )
 from scenarios._replay import InprocReplay, PatientState, ReplayResult, Step, senders_of
+from scenarios._wired import TRANSPORTS, TransportStallError, WiredReplay
 
 __all__ = [
+    "CAPTURE_FORMAT",
+    "CAPTURE_VERSION",
     "DEVICE_KINDS",
     "FAULT_KINDS",
     "LIBRARY_DIR",
@@ -59,8 +76,13 @@ __all__ = [
     "PRESETS",
     "SCHEMA_VERSION",
     "SERIAL_FORMATS",
+    "TRANSPORTS",
     "VITALS",
     "Bilan",
+    "Capture",
+    "CaptureError",
+    "CaptureResult",
+    "CaptureWriter",
     "CourseStep",
     "Device",
     "Dlu",
@@ -81,21 +103,30 @@ __all__ = [
     "ScenarioHeader",
     "ScenarioReport",
     "ScenarioRun",
+    "SerialPort",
     "SimPlan",
     "SinkFactory",
     "Step",
+    "TransportStallError",
     "Verdict",
     "VideoEvent",
     "VideoSession",
+    "WiredReplay",
     "build_scenario",
     "evaluate",
+    "generate_load",
     "inproc_links",
+    "is_capture",
     "junit",
     "library",
     "load_scenario",
     "loads_scenario",
+    "parse_fleet",
     "parse_scenario",
     "parse_seconds",
+    "read_capture",
+    "record",
+    "replay_capture",
     "senders_of",
     "store_digest",
 ]

@@ -11,12 +11,19 @@ the core by serial line and read by it as ``samu hub --serial`` does.
 
 What the core concluded at each step is kept in :class:`Step` s (suggested priority,
 NEWS2, qSOFA per scenario patient, and the events), which the expectation checks read.
+
+``speed``: ``None`` steps as fast as the machine goes (``--speed max``); a number paces
+each step to ``speed`` simulated seconds per wall-clock second (scaled real time). The
+pacing only waits before a step: what is committed, and so the report and the digest,
+are the same at any speed. The real transports (:class:`~scenarios.WiredReplay`) reuse
+this engine and only change how messages and bytes travel.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,11 +32,17 @@ from console.cases import CaseEvent
 from console.ingest import Incoming, Quarantined, Sender, SerialSource
 from console.records import AuditContext
 from console.services import RegulationCore, Services
-from firmware_sim import DeviceSpec, VirtualClock
+from firmware_sim import ByteSink, DeviceSpec, VirtualClock
 from firmware_sim.transports import BusMessage, InprocBus, InprocPort
 from firmware_sim.video import VIDEO_GATEWAY
 from protocols.codecs import get_codec
-from scenarios._build import NURSE_STATION, ScenarioRun, build_scenario, inproc_links
+from scenarios._build import (
+    NURSE_STATION,
+    LinkFactory,
+    ScenarioRun,
+    build_scenario,
+    inproc_links,
+)
 from scenarios._model import Scenario
 
 
@@ -94,20 +107,24 @@ class InprocReplay:
         *,
         transport: str | None = None,
         step_s: float = 1.0,
+        speed: float | None = None,
     ) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError("speed must be positive (None: as fast as possible)")
         self.scenario = scenario
         self.services = services
         self.step_s = step_s
+        self.speed = speed
         self.clock = VirtualClock()
         self.bus = InprocBus()
         self.bus.keep = False
         self._inbox: list[BusMessage] = []
         self.bus.subscribe("samu/v1/#", self._inbox.append)
-        self._wired: dict[str, tuple[InprocPort, SerialSource, Any]] = {}
+        self._wired: dict[str, tuple[Any, SerialSource, Any]] = {}
         self.run_ = build_scenario(
             scenario,
             self.clock,
-            link_for=inproc_links(self.bus),
+            link_for=self._link_factory(),
             sink_for=self._wire,
             transport=transport,
         )
@@ -123,7 +140,11 @@ class InprocReplay:
         self.core = RegulationCore(services, now=self._wall(0.0))
         self._patients = {p.id: f"{scenario.patient_site(p.id)}/{p.id}" for p in scenario.patients}
 
-    def _wire(self, spec: DeviceSpec) -> InprocPort:
+    def _link_factory(self) -> LinkFactory:
+        """How MQTT senders publish: onto the in-process bus (a subclass: a broker)."""
+        return inproc_links(self.bus)
+
+    def _wire(self, spec: DeviceSpec) -> ByteSink:
         """A device the scenario wires by serial line: read by the core itself, as
         ``samu hub --serial`` does (its gatewayed devices go over MQTT instead)."""
         port = InprocPort()
@@ -151,37 +172,58 @@ class InprocReplay:
     def run(self, on_step: Callable[[Step], None] | None = None) -> ReplayResult:
         duration = self.scenario.scenario.duration
         self.run_.start()
-        steps: list[Step] = []
-        received = 0
-        delivered: set[str] = set()
-        refused: set[str] = set()
+        result = ReplayResult(self.scenario, [], self.run_)
+        started = time.monotonic()
         t = 0.0
         while t < duration:
             t = min(duration, t + self.step_s)
+            self._pace(started, t)
             self.clock.run_until(t)
             batch, self._inbox[:] = list(self._inbox), []
-            now = self._wall(t)
-            items = [Incoming(m.topic, m.payload, now) for m in batch if m.payload]
-            received += len(items)
-            ids = [_envelope_id(i.payload) for i in items]
-            delivered.update(x for x in ids if x)
-            got = self.core.receive(items)
-            refused.update(
-                x
-                for x, o in zip(ids, got.outcomes, strict=True)
-                if x and isinstance(o, Quarantined)
-            )
-            events = list(got.events)
-            for port, source, decoder in self._wired.values():
-                frames = decoder.feed(port.read())
-                if frames:
-                    events += self.core.receive_frames(source, frames, now).events
-            events += self.core.tick(now)
-            step = Step(t, self._state(), events)
-            steps.append(step)
+            frames = [(src, dec.feed(port.read())) for port, src, dec in self._wired.values()]
+            step = self._commit(result, t, [(m.topic, m.payload) for m in batch], frames)
             if on_step is not None:
                 on_step(step)
-        return ReplayResult(self.scenario, steps, self.run_, received, delivered, refused)
+        return result
+
+    def _pace(self, started: float, t: float) -> None:
+        """Scaled real time: wait until simulated ``t`` is due on the wall clock."""
+        if self.speed is not None:
+            delay = started + t / self.speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def _commit(
+        self,
+        result: ReplayResult,
+        t: float,
+        messages: Sequence[tuple[str, bytes]],
+        frames: Sequence[tuple[SerialSource, Sequence[object]]],
+        acked: Callable[[], None] | None = None,
+    ) -> Step:
+        """One step into the core, as the hub commits it: the step's messages as one
+        batch (in the order given), then each serial port's decoded frames, then the
+        triage tick; all at the simulated arrival time ``t``. ``acked`` runs once the
+        messages are committed (a broker's PUBACKs go after the commit, as the hub's)."""
+        now = self._wall(t)
+        items = [Incoming(topic, payload, now) for topic, payload in messages if payload]
+        result.received += len(items)
+        ids = [_envelope_id(i.payload) for i in items]
+        result.delivered.update(x for x in ids if x)
+        got = self.core.receive(items)
+        if acked is not None:
+            acked()
+        result.quarantined.update(
+            x for x, o in zip(ids, got.outcomes, strict=True) if x and isinstance(o, Quarantined)
+        )
+        events = list(got.events)
+        for source, decoded in frames:
+            if decoded:
+                events += self.core.receive_frames(source, decoded, now).events
+        events += self.core.tick(now)
+        step = Step(t, self._state(), events)
+        result.steps.append(step)
+        return step
 
 
 def _envelope_id(payload: bytes) -> str | None:

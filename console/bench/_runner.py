@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "store": "console.records.bench:run",
     "sim": "firmware_sim.bench:run",
     "ingest": "console.services.bench:run",
+    "replay": "console.bench.replay:run",
 }
 
 

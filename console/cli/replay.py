@@ -1,24 +1,39 @@
 """``samu replay``: scenarios into the real console core, expectations checked.
 
-    samu replay FILE… [--speed N|max] [--transport inproc|serial|mqtt] [--db PATH]
-                [--junit OUT.xml] [--json] [--headless]
+    samu replay FILE… [--speed N|max] [--transport inproc|serial|mqtt] [--mqtt URL]
+                [--db PATH] [--junit OUT.xml] [--json] [--headless]
+    samu replay --generate SITESxDEVICES [--rate HZ] [--duration D] [--seed N]
+                [--write FILE] [same options]
+    samu replay CAPTURE_FILE [--keys KEYS.json] [--db PATH] [--json]
 
-Each scenario runs on a virtual clock through the EHPAD gateway into the same ingest,
-cases, triage and store as ``samu hub`` (``scenarios.InprocReplay``). The report lists
-every expectation, met or missed, when it was met and the margin to its deadline;
-``--json`` prints one object per expectation then a summary per scenario (scenarios.md);
-``--junit`` writes one testcase per expectation. Exit 0 when everything is met, 1 when
-any expectation is missed, 2 for a bad file or usage.
+Each scenario runs on a virtual clock into the same ingest, cases, triage and store as
+``samu hub``. ``--transport inproc`` (default) keeps everything in process
+(``scenarios.InprocReplay``); ``serial`` puts every serial-wired device on a real pty
+pair read by the core's serial reader, ``mqtt`` sends every MQTT sender through a real
+Mosquitto (a throwaway one on a free 127.0.0.1 port unless ``--mqtt URL`` is given)
+(``scenarios.WiredReplay``, whose docstring says how results stay deterministic).
+``--speed max`` runs as fast as it can; ``--speed N`` paces the virtual clock to N
+simulated seconds per wall second, on every transport (same results).
 
-What this version does not do yet, said rather than faked: ``--transport serial`` and
-``mqtt`` (the in-process transport is used: same ingest, no broker), scaled real time
-(``--speed N`` runs on the virtual clock too: results are identical, only the pacing of
-a live view would differ), and the live console view (the run is headless).
+The report lists every expectation, met or missed, when it was met and the margin to
+its deadline; ``--json`` prints one object per expectation then a summary per scenario
+(scenarios.md); ``--junit`` writes one testcase per expectation. Exit 0 when everything
+is met, 1 when any expectation is missed, 2 for a bad file or usage (or a transport
+that failed: one line says why).
+
+``--generate`` is the load generator (``scenarios.generate_load``): a seeded ``[load]``
+scenario, replayed at once or written with ``--write FILE``. A capture file
+(``samu capture``) is recognised by its header and played back bit-exactly
+(``scenarios.replay_capture``): it has no expectations, so the report is what was
+ingested and quarantined, exit 0; a truncated or edited capture is refused (exit 2).
+
+Not here: the live console view (the TUI's); without ``--headless`` a note says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -35,60 +50,159 @@ def register(
         parents=[common],
         help="replay scenarios into the console core and check their expectations",
         description="Exit 0 when every expectation is met, 1 when any is missed, 2 for a "
-        "bad file or usage. Scenario files: scenarios/library/ or your own (TOML).",
+        "bad file or usage. Scenario files: scenarios/library/ or your own (TOML); a "
+        "capture file from samu capture is played back as recorded.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="scenario file or library name")
+    p.add_argument("files", nargs="*", metavar="FILE", help="scenario file, library name, capture")
     p.add_argument("--speed", default="max", metavar="N|max", help="default max")
     p.add_argument(
         "--transport", choices=("inproc", "serial", "mqtt"), default="inproc", help="default inproc"
     )
+    p.add_argument("--mqtt", metavar="URL", help="broker for --transport mqtt (default: throwaway)")
     p.add_argument("--junit", type=Path, metavar="OUT.xml", help="write a JUnit report")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--headless", action="store_true", help="no live view (the default here)")
+    gen = p.add_argument_group("load generator")
+    gen.add_argument("--generate", metavar="SITESxDEVICES", help="a seeded load, e.g. 200x5")
+    gen.add_argument("--rate", type=float, default=1.0, metavar="HZ", help="per device (default 1)")
+    gen.add_argument("--duration", default="10m", metavar="D", help="e.g. 600, 10m (default 10m)")
+    gen.add_argument("--seed", type=int, default=0, metavar="N", help="default 0")
+    gen.add_argument("--write", type=Path, metavar="FILE", help="write the scenario, no replay")
+    p.add_argument(
+        "--keys", type=Path, metavar="KEYS.json", help="captures: sender keys to enrol first"
+    )
     p.set_defaults(handler=_replay)
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+        if not value > 0 or value == float("inf"):
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--speed {text!r}: a positive number or max") from None
+    return value
+
+
+def _generated(args: argparse.Namespace) -> object | None:
+    import scenarios
+
+    if args.generate is None:
+        for opt in ("write",):
+            if getattr(args, opt) is not None:
+                raise UsageError(f"--{opt} goes with --generate")
+        return None
+    try:
+        sites, devices = scenarios.parse_fleet(args.generate)
+        text = scenarios.generate_load(
+            sites, devices, rate_hz=args.rate, duration=args.duration, seed=args.seed
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.write is not None:
+        if args.write.exists():
+            raise UsageError(f"--write {args.write}: the file exists (never overwritten)")
+        try:
+            args.write.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--write {args.write}: {exc.strerror or exc}") from None
+        return text
+    return scenarios.loads_scenario(text, f"--generate {args.generate}")
 
 
 def _replay(args: argparse.Namespace) -> int:
     import scenarios
-    from console.records import Store
-    from console.services import open_services
-    from console.settings import Settings
 
-    if args.speed != "max":
-        try:
-            if float(args.speed) <= 0:
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"--speed {args.speed!r}: a positive number or max") from None
-    loaded = []
+    speed = _speed(args.speed)
+    generated = _generated(args)
+    if isinstance(generated, str):
+        print(f"wrote {args.write}: replay it with samu replay {args.write}")
+        return EXIT_OK
+    if not args.files and generated is None:
+        raise UsageError("give scenario FILE(s), a capture file, or --generate SITESxDEVICES")
+    if args.mqtt and args.transport != "mqtt":
+        raise UsageError("--mqtt goes with --transport mqtt")
+    captures = [Path(f) for f in args.files if scenarios.is_capture(Path(f))]
+    if captures:
+        if len(args.files) != 1 or generated is not None:
+            raise UsageError("a capture file is replayed alone")
+        return _capture(args, captures[0])
+    if args.keys is not None:
+        raise UsageError("--keys goes with a capture file")
+    loaded = [] if generated is None else [generated]
     for name in args.files:
         try:
             loaded.append(scenarios.load_scenario(name))
         except scenarios.ScenarioError as exc:
             raise UsageError(str(exc)) from None
-    notes = []
-    if args.transport != "inproc":
-        notes.append(f"--transport {args.transport} is not available yet: replaying in process")
-    if args.speed != "max":
-        notes.append("--speed N runs on the virtual clock too (same results, no pacing)")
     if not args.headless:
-        notes.append("no live console view yet: running headless")
-    for note in notes:
-        print(f"samu replay: note: {note}", file=sys.stderr)
+        print("samu replay: note: no live console view here: running headless", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        broker = _broker(args, stack) if args.transport == "mqtt" else None
+        return _scenarios(args, loaded, speed, broker)
+
+
+def _broker(args: argparse.Namespace, stack: contextlib.ExitStack) -> object:
+    """``--mqtt URL`` (loopback only: a replay floods it), else a throwaway Mosquitto."""
+    from console.cli._context import broker_of
+    from transport import BrokerStartError, ThrowawayBroker
+
+    if args.mqtt:
+        broker = broker_of(args, args.mqtt)
+        assert broker is not None
+        if broker.host not in ("127.0.0.1", "localhost", "::1"):
+            raise UsageError(f"--mqtt {args.mqtt}: a replay only talks to a loopback broker")
+        return broker
+    try:
+        return stack.enter_context(ThrowawayBroker()).config
+    except FileNotFoundError:
+        raise UsageError(
+            "--transport mqtt needs Mosquitto (Debian's mosquitto package) or --mqtt URL"
+        ) from None
+    except BrokerStartError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _scenarios(
+    args: argparse.Namespace, loaded: list[object], speed: float | None, broker: object
+) -> int:
+    import scenarios
+    from console.records import Store
+    from console.services import open_services
+    from console.settings import Settings
+
     db_arg = getattr(args, "db", None)
     reports = []
     with tempfile.TemporaryDirectory(prefix="samu-replay-") as tmp:
         for k, scenario in enumerate(loaded):
+            assert isinstance(scenario, scenarios.Scenario)
             if db_arg and len(loaded) == 1:
                 db = Path(db_arg)
-                if db.exists():
-                    raise UsageError(f"--db {db}: the file exists (a replay needs a fresh store)")
             elif db_arg:
                 db = Path(f"{db_arg}.{k}")
             else:
                 db = Path(tmp) / f"replay-{k}.db"
+            if db_arg and db.exists():
+                raise UsageError(f"--db {db}: the file exists (a replay needs a fresh store)")
             with open_services(Settings(db=db), create=True) as services:
-                result = scenarios.InprocReplay(scenario, services).run()
+                if args.transport == "inproc":
+                    engine: scenarios.InprocReplay = scenarios.InprocReplay(
+                        scenario, services, speed=speed
+                    )
+                else:
+                    engine = scenarios.WiredReplay(
+                        scenario,
+                        services,
+                        transport=args.transport,
+                        broker=broker,  # type: ignore[arg-type]
+                        speed=speed,
+                    )
+                try:
+                    result = engine.run()
+                except scenarios.TransportStallError as exc:
+                    raise UsageError(str(exc)) from None
             with Store.open(db, readonly=True) as store:
                 report = scenarios.evaluate(result, store, db)
             reports.append(report)
@@ -99,6 +213,63 @@ def _replay(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--junit {args.junit}: {exc.strerror or exc}") from None
     return EXIT_OK if all(r.missed == 0 for r in reports) else EXIT_CHECK_FAILED
+
+
+def _capture(args: argparse.Namespace, path: Path) -> int:
+    """A capture: verified, played into a fresh core, summarised (no expectations)."""
+    import scenarios
+    from console.ingest import EnrolmentError, read_key_file
+    from console.records import Store
+    from console.services import open_services
+    from console.settings import Settings
+
+    if args.transport != "inproc" or args.generate or args.junit:
+        raise UsageError("a capture is played straight into the core: no --transport/--junit")
+    try:
+        capture = scenarios.read_capture(path)
+    except scenarios.CaptureError as exc:
+        raise UsageError(str(exc)) from None
+    keys: list[object] = []
+    if args.keys is not None:
+        try:
+            keys = list(read_key_file(args.keys))
+        except EnrolmentError as exc:
+            raise UsageError(str(exc)) from None
+    db_arg = getattr(args, "db", None)
+    with tempfile.TemporaryDirectory(prefix="samu-replay-") as tmp:
+        db = Path(db_arg) if db_arg else Path(tmp) / "capture.db"
+        if db_arg and db.exists():
+            raise UsageError(f"--db {db}: the file exists (a replay needs a fresh store)")
+        with open_services(Settings(db=db), create=True) as services:
+            result = scenarios.replay_capture(capture, services, keys=keys)  # type: ignore[arg-type]
+        with Store.open(db, readonly=True) as store:
+            digest = scenarios.store_digest(store)
+            (observations,) = store.fetchone("SELECT count(*) FROM observations")
+    summary = {
+        "capture": str(path),
+        "records": len(capture.records),
+        "mqtt_messages": result.mqtt_messages,
+        "serial_bytes": result.serial_bytes,
+        "frames": result.frames,
+        "accepted": result.accepted,
+        "quarantined": dict(sorted(result.quarantined.items())),
+        "observations": observations,
+        "cases_opened": sum(1 for e in result.events if e.event == "case_opened"),
+        "store_sha256": digest,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        q = ", ".join(f"{k} {v}" for k, v in sorted(result.quarantined.items())) or "none"
+        print(
+            f"{path}: {summary['records']} record(s), {result.mqtt_messages} MQTT message(s), "
+            f"{result.serial_bytes} serial byte(s) → {result.frames} frame(s)"
+        )
+        print(
+            f"  {result.accepted} accepted, quarantined: {q}; {observations} observation(s), "
+            f"{summary['cases_opened']} case(s) opened; store_sha256 {digest}"
+        )
+    return EXIT_OK
 
 
 def _print(report: object, *, as_json: bool) -> None:
