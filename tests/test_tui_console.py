@@ -20,7 +20,7 @@ from console.auth import LocalOperator
 from console.cases import CaseEvent, default_dir
 from console.services import RegulationService, Services, open_services
 from console.settings import Settings
-from console.tui import Backend, DemoAccount, RegulationApp
+from console.tui import Backend, DemoAccount, RegulationApp, StationApp
 from console.tui._admin import AuditScreen
 from console.tui._board import BoardScreen
 from console.tui._case import CaseScreen, DecisionScreen, ReportScreen
@@ -205,6 +205,12 @@ async def test_the_lock_masks_identities_but_alarms_still_ring(world) -> None:
                                {"to": "P0", "reasons": ["during the lock"]})])  # fmt: skip
         await wait_for(pilot, lambda: len(bells) == 1)
         assert "during the lock" in str(board.query_one("#alarms").render())
+        # What is on the glass, not only the cells: no resident of the board is rendered.
+        await pilot.pause()
+        residents = {p.split("/", 1)[-1] for r in board.model.rows.values() for p in r.patients}
+        assert residents
+        on_screen = app.export_screenshot()
+        assert not [r for r in residents if r in on_screen], "an identity shows while locked"
         await pilot.press(*"wrong password", "enter")
         await wait_for(
             pilot, lambda: "Refused" in str(app.screen.query_one("#unlock-msg").render())
@@ -214,6 +220,30 @@ async def test_the_lock_masks_identities_but_alarms_still_ring(world) -> None:
         await pilot.press(*PW, "enter")
         await wait_for(pilot, lambda: not app.locked)
         await wait_for(pilot, lambda: str(table.get_cell(first.case_id, "resident")) != MASK)
+        await pilot.pause()
+        assert first.patients[0].split("/", 1)[-1] in app.export_screenshot()
+
+
+async def test_the_system_a_backend_runs_is_started_once(world) -> None:
+    """Textual calls every class's on_mount along the MRO: an app that also called
+    super().on_mount() started the demo's hub and simulator twice (two consumers of
+    one MQTT outbox crashed at the first message)."""
+    services, _ = world
+    starts: list[str] = []
+
+    async def start(backend: Backend) -> None:
+        starts.append("start")
+
+    for app in (
+        RegulationApp(Backend(services=services, api=RegulationService(services), start=start)),
+        StationApp(Backend(services=services, api=RegulationService(services), start=start),
+                   site="ehpad-les-lilas", outbox=None),
+    ):  # fmt: skip
+        starts.clear()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda app=app: starts and not app.workers)
+            await pilot.pause(0.2)
+        assert starts == ["start"], type(app).__name__
 
 
 async def test_the_audit_screen_is_for_auditeurs_only(world) -> None:

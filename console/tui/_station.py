@@ -473,7 +473,8 @@ class StationApp(SamuApp):
         self._stop_ports = threading.Event()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # No super().on_mount(): Textual itself calls every class's on_mount along the
+        # MRO, so calling it here too started the system (hub, simulator) twice.
         self.show_login()
 
     def show_login(self) -> None:
