@@ -44,12 +44,13 @@ class DevicesScreen(_SamuScreen, Screen[None]):
         except Exception as exc:
             self.notify(f"Devices: {exc}", severity="error")
             return
+        now = samu.backend.clock()
         with self.app.batch_update():
             table.clear()
             for d in rows:
                 battery = "–" if d.battery_pct is None else f"{d.battery_pct} %"
                 table.add_row(
-                    d.site, d.device, d.kind, d.state, battery, age(d.last_seen),
+                    d.site, d.device, d.kind, d.state, battery, age(d.last_seen, now),
                     str(d.frames), str(d.errors), str(d.quarantined),
                 )  # fmt: skip
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pyotp
 
@@ -45,3 +46,7 @@ class Backend:
     #: Lines the login screen shows under the form (transport in use, notes).
     notes: list[str] = field(default_factory=list)
     demo: DemoAccount | None = None
+    #: What "now" is for the ages the screens show (time since last data, case age).
+    #: The wall clock, except where a replayed world is shown at its own simulated time
+    #: (snapshot tests, a replay's live view).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

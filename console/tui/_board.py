@@ -210,8 +210,9 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         if flashing and int(time.monotonic() * 2) % 2 == 0:
             prio.stylize("reverse")
         resident = MASK if locked else ", ".join(p.split("/", 1)[-1] for p in row.patients)
-        last = Text(age(row.updated_at))
-        if stale(row.updated_at, STALE_S):
+        now = self.samu.backend.clock()
+        last = Text(age(row.updated_at, now))
+        if stale(row.updated_at, STALE_S, now):
             last.stylize("dim")
         implant = (
             Text("♥ " + ", ".join(row.implant_alerts), style="bold red")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
@@ -169,7 +169,7 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             f"{badge(priority_of(row)).markup} Affaire {short_case(row.case_id)}  {row.site}  "
             f"patient {residents}  NEWS2 {news2_text(row.news2, row.news2_complete).markup}  "
             f"qSOFA {row.qsofa if row.qsofa is not None else '–'}  statut {row.status}  "
-            f"ouverte il y a {age(row.opened_at)}"
+            f"ouverte il y a {age(row.opened_at, self.samu.backend.clock())}"
         )
         self.query_one("#head", Static).update(head)
         self._render_vitals()
@@ -188,7 +188,9 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             last = next((p for p in reversed(self.points) if p.code == code), None)
             when = ""
             if last is not None:
-                when = age(datetime.fromtimestamp(last.at, UTC).isoformat())
+                when = age(
+                    datetime.fromtimestamp(last.at, UTC).isoformat(), self.samu.backend.clock()
+                )
             text = (
                 f"{label}: {last.value:g} {unit} ({when})"
                 if last and last.value is not None
@@ -394,9 +396,13 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
 
     CSS = """
     DecisionScreen { align: center middle; }
-    #form { width: 90; height: auto; border: thick $accent; padding: 1 2; background: $panel; }
-    #form Select, #form Input { margin-bottom: 1; }
+    #form { width: 96; max-height: 100%; height: auto; border: thick $accent;
+            padding: 0 2; background: $panel; }
+    #fields { grid-size: 2; grid-columns: 26 1fr; grid-rows: 1; grid-gutter: 1 1;
+              height: auto; margin: 1 0; }
+    #fields Label { color: $text-muted; }
     #error { color: $error; height: auto; }
+    #form Horizontal { height: auto; }
     """
 
     BINDINGS = [
@@ -418,21 +424,31 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
                 f"[b]Décision[/b] — affaire {short_case(row.case_id)} ({row.site}); "
                 f"priorité suggérée {row.suggested_priority}"
             )
-            for field, title in (
-                ("priority", "Priorité"),
-                ("care_level", "Niveau de soins"),
-                ("decision_type", "Type de décision"),
-                ("resource", "Ressource (optionnel)"),
-                ("orientation", "Orientation (optionnel)"),
-            ):
-                options = [(f"{code} — {label}", code) for code, label in self.codes[field]]
-                value: Any = Select.NULL
-                if field == "priority":
-                    value = row.decided_priority or row.suggested_priority
-                    if value not in dict(self.codes[field]):
-                        value = Select.NULL
-                yield Select(options, prompt=title, id=f"sel-{field}", value=value)
-            yield Input(placeholder="Motif (obligatoire si la priorité diffère)", id="reason")
+            # One line per field (compact widgets, labels beside them) so the whole form,
+            # buttons included, fits an 80x24 terminal: nothing a physician must fill in
+            # may scroll out of sight.
+            with Grid(id="fields"):
+                for field, title in (
+                    ("priority", "Priorité"),
+                    ("care_level", "Niveau de soins"),
+                    ("decision_type", "Type de décision"),
+                    ("resource", "Ressource (optionnel)"),
+                    ("orientation", "Orientation (optionnel)"),
+                ):
+                    options = [(f"{code} — {label}", code) for code, label in self.codes[field]]
+                    value: Any = Select.NULL
+                    if field == "priority":
+                        value = row.decided_priority or row.suggested_priority
+                        if value not in dict(self.codes[field]):
+                            value = Select.NULL
+                    yield Label(title)
+                    yield Select(
+                        options, prompt="choisir…", id=f"sel-{field}", value=value, compact=True
+                    )
+                yield Label("Motif")
+                yield Input(
+                    placeholder="obligatoire si la priorité diffère", id="reason", compact=True
+                )
             yield Static("", id="error")
             with Horizontal():
                 yield Button("Signer (ctrl+s)", id="sign", variant="primary")
