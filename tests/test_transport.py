@@ -90,3 +90,16 @@ async def test_an_unreachable_broker_is_said_once_and_can_end_the_run(
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
     assert dead.display in warnings[0].getMessage()
     assert link.stats.failures >= 2 and link.backlog == 1  # kept, never dropped
+
+
+async def test_a_link_has_one_consumer_a_second_run_is_refused() -> None:
+    dead = BrokerConfig.parse(f"mqtt://127.0.0.1:{free_loopback_port()}")
+    link = MqttLink(dead, "gw-once", backoff=(0.01, 0.05), give_up_after_s=0.3)
+    first = asyncio.create_task(link.run())
+    await asyncio.sleep(0)  # let the first run start (it owns the outbox from here)
+    with pytest.raises(RuntimeError, match="already running"):
+        await link.run()
+    with pytest.raises(BrokerUnreachableError):
+        await asyncio.wait_for(first, timeout=10)
+    with pytest.raises(BrokerUnreachableError):  # once stopped, it may run again
+        await asyncio.wait_for(link.run(), timeout=10)

@@ -114,6 +114,7 @@ class MqttLink:
         self._offline = False
         self._client_now: object | None = None
         self._attempted: set[int] = set()
+        self._running = False
         self.stats = LinkStats()
 
     # -- the small interface firmware sees ----------------------------------------------
@@ -183,6 +184,17 @@ class MqttLink:
         Raises:
             BrokerUnreachableError: ``give_up_after_s`` passed without a connection.
         """
+        if self._running:
+            # One consumer per outbox: a second run() would send and pop the same
+            # messages twice (it once did, when an app started its system twice).
+            raise RuntimeError(f"MqttLink {self.client_id}: run() is already running")
+        self._running = True
+        try:
+            await self._run()
+        finally:
+            self._running = False
+
+    async def _run(self) -> None:
         attempt = 0
         while True:
             while self._offline and not self._stopping:
