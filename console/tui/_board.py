@@ -36,9 +36,9 @@ COLUMNS = (
     ("trend", "Tend."),
     ("course", "Évolution"),
     ("qsofa", "qSOFA"),
+    ("last", "Dernière donnée"),
     ("implant", "Implant"),
     ("video", "Vidéo"),
-    ("last", "Dernière donnée"),
     ("reasons", "Motifs"),
 )
 FLASH_S = 6.0
@@ -214,11 +214,15 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         last = Text(age(row.updated_at, now))
         if stale(row.updated_at, STALE_S, now):
             last.stylize("dim")
+        # The first alert by name and how many more (the case's Implant tab lists
+        # them all): a long list must not push the age and reasons off the screen.
+        alerts = row.implant_alerts
         implant = (
-            Text("♥ " + ", ".join(row.implant_alerts), style="bold red")
-            if (row.implant_alerts)
+            Text(f"♥ {alerts[0]}" + (f" +{len(alerts) - 1}" if len(alerts) > 1 else ""),
+                 style="bold red")
+            if alerts
             else Text("")
-        )
+        )  # fmt: skip
         return [
             prio,
             short_case(row.case_id),
@@ -228,9 +232,9 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
             ring.trend() if ring else "",
             ring.sparkline() if ring else "",
             "–" if row.qsofa is None else str(row.qsofa),
+            last,
             implant,
             row.video or "",
-            last,
             "; ".join(row.reasons[:3]),
         ]
 
