@@ -27,7 +27,10 @@ scenario, replayed at once or written with ``--write FILE``. A capture file
 (``scenarios.replay_capture``): it has no expectations, so the report is what was
 ingested and quarantined, exit 0; a truncated or edited capture is refused (exit 2).
 
-Not here: the live console view (the TUI's); without ``--headless`` a note says so.
+Without ``--headless``, in a terminal, the tester watches the run live
+(``console.tui.ReplayApp``: simulated clock, open cases, verdicts as judged); the run,
+the report printed afterwards and the exit code are the headless ones. Without a
+terminal it runs headless and says so.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
@@ -61,7 +65,7 @@ def register(
     p.add_argument("--mqtt", metavar="URL", help="broker for --transport mqtt (default: throwaway)")
     p.add_argument("--junit", type=Path, metavar="OUT.xml", help="write a JUnit report")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--headless", action="store_true", help="no live view (the default here)")
+    p.add_argument("--headless", action="store_true", help="no live view (none without a terminal)")
     gen = p.add_argument_group("load generator")
     gen.add_argument("--generate", metavar="SITESxDEVICES", help="a seeded load, e.g. 200x5")
     gen.add_argument("--rate", type=float, default=1.0, metavar="HZ", help="per device (default 1)")
@@ -137,11 +141,47 @@ def _replay(args: argparse.Namespace) -> int:
             loaded.append(scenarios.load_scenario(name))
         except scenarios.ScenarioError as exc:
             raise UsageError(str(exc)) from None
-    if not args.headless:
-        print("samu replay: note: no live console view here: running headless", file=sys.stderr)
+    live = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
+    if not args.headless and not live:
+        print("samu replay: note: no terminal: running headless", file=sys.stderr)
     with contextlib.ExitStack() as stack:
         broker = _broker(args, stack) if args.transport == "mqtt" else None
+        if live:
+            return _live(args, loaded, speed, broker)
         return _scenarios(args, loaded, speed, broker)
+
+
+def _live(
+    args: argparse.Namespace, loaded: list[object], speed: float | None, broker: object
+) -> int:
+    """The run on its own thread under the tester's live view; the report is printed
+    once the view closes, exactly as headless (console/tui/_replay.py)."""
+    from console.tui import ReplayApp, ReplayHooks
+
+    outcome: dict[str, Any] = {"reports": []}
+
+    def runner(hooks: ReplayHooks) -> None:
+        try:
+            outcome["code"] = _scenarios(
+                args, loaded, speed, broker, hooks=hooks, collect=outcome["reports"]
+            )
+            hooks.ended(None)
+        except UsageError as exc:
+            outcome["error"] = exc
+            hooks.ended(str(exc))
+        except Exception as exc:  # shown on screen and raised again after the view closes
+            outcome["error"] = exc
+            hooks.ended(f"{type(exc).__name__}: {exc}")
+
+    ReplayApp(runner).run()
+    for report in outcome.get("reports", []):
+        _print(report, as_json=args.json)
+    error = outcome.get("error")
+    if error is not None:
+        raise error
+    if "code" not in outcome:
+        raise UsageError("the replay was abandoned before it ended (q in the live view)")
+    return int(outcome["code"])
 
 
 def _broker(args: argparse.Namespace, stack: contextlib.ExitStack) -> object:
@@ -166,8 +206,17 @@ def _broker(args: argparse.Namespace, stack: contextlib.ExitStack) -> object:
 
 
 def _scenarios(
-    args: argparse.Namespace, loaded: list[object], speed: float | None, broker: object
+    args: argparse.Namespace,
+    loaded: list[object],
+    speed: float | None,
+    broker: object,
+    *,
+    hooks: Any = None,
+    collect: list[Any] | None = None,
 ) -> int:
+    """Each scenario into a fresh store, judged and reported. With ``hooks`` (the live
+    view's :class:`console.tui.ReplayHooks`) the view is told of each scenario and its
+    verdicts, and the reports are left to print after the view closes."""
     import scenarios
     from console.records import Store
     from console.services import open_services
@@ -187,18 +236,17 @@ def _scenarios(
             if db_arg and db.exists():
                 raise UsageError(f"--db {db}: the file exists (a replay needs a fresh store)")
             with open_services(Settings(db=db), create=True) as services:
-                if args.transport == "inproc":
-                    engine: scenarios.InprocReplay = scenarios.InprocReplay(
-                        scenario, services, speed=speed
-                    )
-                else:
-                    engine = scenarios.WiredReplay(
-                        scenario,
-                        services,
-                        transport=args.transport,
-                        broker=broker,  # type: ignore[arg-type]
-                        speed=speed,
-                    )
+                engine = _engine(args, scenario, services, speed, broker)
+                if hooks is not None:
+                    from console.services import RegulationService
+                    from console.tui import ReplayProgress
+
+                    hooks.started(ReplayProgress(
+                        scenario=scenario.scenario.name, index=k, total=len(loaded),
+                        duration_s=float(scenario.scenario.duration),
+                        transport=args.transport, now_s=engine.clock.now,
+                        api=RegulationService(services),
+                    ))  # fmt: skip
                 try:
                     result = engine.run()
                 except scenarios.TransportStallError as exc:
@@ -206,13 +254,34 @@ def _scenarios(
             with Store.open(db, readonly=True) as store:
                 report = scenarios.evaluate(result, store, db)
             reports.append(report)
-            _print(report, as_json=args.json)
+            if collect is not None:
+                collect.append(report)
+            if hooks is None:
+                _print(report, as_json=args.json)
+            else:
+                hooks.judged(_lines(report)[1:], report.missed == 0)
     if args.junit is not None:
         try:
             args.junit.write_bytes(scenarios.junit(reports))
         except OSError as exc:
             raise UsageError(f"--junit {args.junit}: {exc.strerror or exc}") from None
     return EXIT_OK if all(r.missed == 0 for r in reports) else EXIT_CHECK_FAILED
+
+
+def _engine(
+    args: argparse.Namespace, scenario: Any, services: Any, speed: float | None, broker: object
+) -> Any:
+    import scenarios
+
+    if args.transport == "inproc":
+        return scenarios.InprocReplay(scenario, services, speed=speed)
+    return scenarios.WiredReplay(
+        scenario,
+        services,
+        transport=args.transport,
+        broker=broker,  # type: ignore[arg-type]
+        speed=speed,
+    )
 
 
 def _capture(args: argparse.Namespace, path: Path) -> int:
@@ -281,11 +350,18 @@ def _print(report: object, *, as_json: bool) -> None:
             print(json.dumps(v.as_dict(report.scenario), ensure_ascii=False))
         print(json.dumps(report.summary(), ensure_ascii=False))
         return
-    print(f"{report.scenario} (seed {report.seed})")
+    for line in _lines(report):
+        print(line)
+
+
+def _lines(report: Any) -> list[str]:
+    """The text report of one scenario: its name, one line per verdict, the summary."""
+    out = [f"{report.scenario} (seed {report.seed})"]
     for v in report.verdicts:
         mark = "met   " if v.met else "MISSED"
         when = f" at {v.at:g} s" if v.at is not None else ""
         margin = f", margin {v.margin_s:g} s" if v.margin_s is not None else ""
         label = v.expect.id or v.expect.description or v.expect.what
-        print(f"  {mark} [{v.index}] {v.expect.what}: {label}{when}{margin} — {v.detail}")
-    print(f"  {report.met} met, {report.missed} missed; store_sha256 {report.store_sha256}")
+        out.append(f"  {mark} [{v.index}] {v.expect.what}: {label}{when}{margin} — {v.detail}")
+    out.append(f"  {report.met} met, {report.missed} missed; store_sha256 {report.store_sha256}")
+    return out

@@ -295,6 +295,24 @@ class RegulationService:
             for r in rows
         ]
 
+    def replay_board(self) -> list[BoardRow]:
+        """The open cases of a replay's store, for the tester's live view.
+
+        A replay's store is created for the run and thrown away: it holds a scenario's
+        pseudonymous residents and no account, so there is no session to check and no
+        one to trace (and auditing a read twice a second would be the replay's own
+        noise in its trail). That is also the guard: a store with any account is a real
+        one and is refused — real boards are read with a session, through :meth:`board`.
+
+        Raises:
+            PermissionError: the store has accounts.
+        """
+        store = self._services.store
+        (accounts,) = store.fetchone("SELECT count(*) FROM accounts") or (0,)
+        if accounts:
+            raise PermissionError("replay_board reads a replay's store only (it has accounts)")
+        return self._rows("WHERE status IN ('PROGRAM', 'ACTIF')")
+
     def _board(self, session: Session) -> BoardSnapshot:
         auth = self._services.accounts.authorize(session, Action.BOARD_VIEW, _board_target(session))
         rows = self._rows("WHERE status IN ('PROGRAM', 'ACTIF')")

@@ -6,6 +6,7 @@ A thin layer over :mod:`console.services`; the only package of ours that imports
 from console.tui._app import RegulationApp, SamuApp
 from console.tui._backend import Backend, DemoAccount
 from console.tui._board_model import BoardModel, NewsRing, priority_of
+from console.tui._replay import ReplayApp, ReplayHooks, ReplayProgress
 from console.tui._station import RosterEntry, SerialPort, StationApp, load_roster
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "DemoAccount",
     "NewsRing",
     "RegulationApp",
+    "ReplayApp",
+    "ReplayHooks",
+    "ReplayProgress",
     "RosterEntry",
     "SamuApp",
     "SerialPort",
