@@ -38,6 +38,9 @@ BENCHMARKS: dict[str, str] = {
     "sim": "firmware_sim.bench:run",
     "ingest": "console.services.bench:run",
     "replay": "console.bench.replay:run",
+    "board": "console.bench.board:run",
+    "startup": "console.bench.startup:run",
+    "alarm": "console.bench.alarm:run",
 }
 
 
