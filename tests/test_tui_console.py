@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from textual.widgets import Input, Select, Static
@@ -172,7 +172,8 @@ async def test_a_case_opens_with_its_tabs_and_the_compte_rendu_is_signed(world) 
             pilot, lambda: case.detail is not None and case.query_one("#trail").row_count
         )
         assert "Affaire" in str(case.query_one("#head", Static).render())
-        assert case.points, "the Vitals tab reads the resident's observations"
+        # The top case of the board has vital signs: the Vitals tab reads them.
+        await wait_for(pilot, lambda: case.points)
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen))
         report = app.screen
@@ -315,3 +316,20 @@ async def test_video_consent_says_who_and_is_recorded_then_withdrawn(world) -> N
         "video.consent_granted",
         "video.consent_withdrawn",
     ]
+
+
+async def test_the_age_of_the_data_grows_while_none_comes(world) -> None:
+    """A row whose devices went quiet must look older every second, not keep the age
+    it had at its last change (the board re-renders ages even when no row changed)."""
+    services, _ = world
+    now = [datetime.now(UTC)]
+    backend = Backend(services=services, api=RegulationService(services), clock=lambda: now[0])
+    app = RegulationApp(backend)
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        table = board.query_one("#board")
+        first = board.model.ordered()[0].case_id
+        before = str(table.get_cell(first, "last"))
+        now[0] += timedelta(hours=30)
+        await wait_for(pilot, lambda: str(table.get_cell(first, "last")) != before)
+        assert str(table.get_cell(first, "last")).endswith(" h")

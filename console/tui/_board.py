@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -19,6 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from console.services import Alarm, BoardRow
 from console.tui._board_model import BoardModel, priority_of
@@ -41,6 +44,7 @@ COLUMNS = (
     ("video", "Vidéo"),
     ("reasons", "Motifs"),
 )
+_LAST = [key for key, _ in COLUMNS].index("last")
 FLASH_S = 6.0
 STALE_S = 300.0
 POLL_S = 2.0
@@ -61,6 +65,47 @@ Enter/o opens the selected case, d records a decision, r shows its compte rendu,
 a acknowledges alarms, v lists devices, u opens the audit screen (auditeurs).
 NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
 """
+
+    def set_cells(self, changes: dict[str, dict[str, Text | str]]) -> None:
+        """Set cells of several rows and re-render only those rows.
+
+        ``update_cell`` bumps the table's update count, which every render cache keys
+        on, so one changed cell repaints every visible cell (about 1 ms each: half a
+        second for a full screen of the board, on each tick). Here the changed rows'
+        cache entries are evicted instead and only their regions refreshed. This leans
+        on DataTable's private caches, which is why Textual is pinned exactly; the
+        snapshot and Pilot tests read the board through the public API and would show
+        a stale cell.
+        """
+        if not changes:
+            return
+        rows = {RowKey(k) for k in changes}
+        for key, cells in changes.items():
+            data = self._data[RowKey(key)]
+            for column, value in cells.items():
+                data[ColumnKey(column)] = value
+        indexes = {self._row_locations.get(k) for k in rows}
+        header = self.header_height if self.show_header else 0
+        ys = {header + y for y, (key, _) in enumerate(self._y_offsets) if key in rows}
+        caches: list[tuple[Any, Callable[[Any], bool]]] = [
+            (self._cell_render_cache, lambda k: k[0] in rows),
+            (self._row_render_cache, lambda k: k[0] in rows),
+            (self._row_renderable_cache, lambda k: k[1] in indexes),
+            (self._line_cache, lambda k: k[0] in ys),
+        ]
+        for cache, evict in caches:
+            for k in [k for k in cache.keys() if evict(k)]:  # noqa: SIM118 (LRUCache)
+                cache.discard(k)
+        # One refresh: the rows not evicted are served from the line cache. (refresh_row
+        # per row sums every row's height above it: quadratic on a full board.)
+        self.refresh()
+
+
+def _same(a: Text | str, b: Text | str) -> bool:
+    """Whether two cells render alike (rich's ``Text ==`` ignores the base style)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a.plain == b.plain and str(a.style) == str(b.style) and a.spans == b.spans
+    return a == b
 
 
 class BoardScreen(Screen[None]):
@@ -98,6 +143,11 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         self.alarms: list[Alarm] = []
         self.flash_until: dict[str, float] = {}
         self._order: list[str] = []
+        #: The cells last rendered per case (what the table shows), for the cell diff.
+        self._shown: dict[str, list[Text | str]] = {}
+        self._ages_at = 0.0
+        self._sorted_at = 0.0
+        self._sort_now = False
 
     @property
     def samu(self) -> RegulationApp:
@@ -179,6 +229,7 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         """One alarm: bell once, flash its row, keep it in the banner (never merged)."""
         self.alarms.insert(0, alarm)
         self.flash_until[alarm.case_id] = time.monotonic() + FLASH_S
+        self._sort_now = True
         self.model.dirty.add(alarm.case_id)
         self.app.bell()
         banner = self.query_one("#alarms", AlarmBanner)
@@ -210,10 +261,7 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         if flashing and int(time.monotonic() * 2) % 2 == 0:
             prio.stylize("reverse")
         resident = MASK if locked else ", ".join(p.split("/", 1)[-1] for p in row.patients)
-        now = self.samu.backend.clock()
-        last = Text(age(row.updated_at, now))
-        if stale(row.updated_at, STALE_S, now):
-            last.stylize("dim")
+        last = self._age_cell(row, self.samu.backend.clock())
         # The first alert by name and how many more (the case's Implant tab lists
         # them all): a long list must not push the age and reasons off the screen.
         alerts = row.implant_alerts
@@ -238,30 +286,80 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
             "; ".join(row.reasons[:3]),
         ]
 
+    @staticmethod
+    def _age_cell(row: BoardRow, now: datetime) -> Text:
+        last = Text(age(row.updated_at, now))
+        if stale(row.updated_at, STALE_S, now):
+            last.stylize("dim")
+        return last
+
     def render_tick(self) -> None:
-        """Fixed-rate render: only changed rows' cells, inside one batch update."""
+        """Fixed-rate render inside one batch update, touching only what changed.
+
+        The table is never cleared: a new case is one ``add_row``, a closed one one
+        ``remove_row``, a changed case only its changed cells, and a new order one
+        ``sort`` (which moves no cell and measures nothing). Rebuilding 500 rows on each
+        priority change cost seconds of event loop (``samu bench board``). Ages are
+        re-rendered for every row once a second: a row whose data stopped must show its
+        data getting old, not the age it had at its last change.
+        """
         now = time.monotonic()
         flashing = {k for k, t in self.flash_until.items() if t > now - 0.5}
         dirty, removed = self.model.take_changes()
         dirty |= flashing & set(self.model.rows)
-        order = [r.case_id for r in self.model.ordered()]
-        table = self.query_one("#board", DataTable)
+        ages_due = now - self._ages_at >= 1.0
+        if ages_due:
+            self._ages_at = now
+        table = self.query_one("#board", BoardTable)
+        shown = self._shown
+        selected = self.selected_case()  # before any change: the cursor follows its case
+        updates: dict[str, dict[str, Text | str]] = {}
+        added = False
         with self.app.batch_update():
-            if order != self._order or removed:
-                selected = self.selected_case()
-                table.clear()
-                for row in self.model.ordered():
-                    table.add_row(*self._cells(row), key=row.case_id)
-                self._order = order
-                if selected in order:
-                    table.move_cursor(row=order.index(selected))
-            else:
-                for case_id in dirty:
-                    changed = self.model.rows.get(case_id)
-                    if changed is None:
+            for case_id in removed:
+                if shown.pop(case_id, None) is not None:
+                    table.remove_row(case_id)
+            for case_id in dirty:
+                changed = self.model.rows.get(case_id)
+                if changed is None:
+                    continue
+                cells = self._cells(changed)
+                before = shown.get(case_id)
+                if before is None:
+                    table.add_row(*cells, key=case_id)
+                    added = True
+                else:
+                    diff = {
+                        key: new
+                        for (key, _), new, old in zip(COLUMNS, cells, before, strict=True)
+                        if not _same(new, old)
+                    }
+                    if diff:
+                        updates[case_id] = diff
+                shown[case_id] = cells
+            if ages_due:
+                clock = self.samu.backend.clock()
+                for case_id, row in self.model.rows.items():
+                    drawn = shown.get(case_id)
+                    if drawn is None or case_id in dirty:
                         continue
-                    for (key, _), value in zip(COLUMNS, self._cells(changed), strict=True):
-                        table.update_cell(case_id, key, value)
+                    last = self._age_cell(row, clock)
+                    if not _same(last, drawn[_LAST]):
+                        drawn[_LAST] = last
+                        updates.setdefault(case_id, {})["last"] = last
+            table.set_cells(updates)
+            # Reordering repaints the whole table: at most once a second, except that an
+            # alarm's row moves to its place at once (nothing hides an alarm).
+            due = self._sort_now or now - self._sorted_at >= 1.0 or added
+            order = [r.case_id for r in self.model.ordered()] if due else self._order
+            if order != self._order:
+                self._sorted_at = now
+                self._sort_now = False
+                rank = {short_case(c): i for i, c in enumerate(order)}
+                table.sort("case", key=lambda short: rank.get(str(short), len(rank)))
+                self._order = order
+                if selected in shown:
+                    table.move_cursor(row=table.get_row_index(selected))
             self._tick_status()
 
     def _tick_status(self) -> None:
