@@ -12,6 +12,7 @@ from console.cases._book import (
     ResidentView,
     resident_id,
 )
+from console.cases._breakdown import ParameterPoints, TriageBreakdown, triage_breakdown
 from console.cases._codes import LISTS, CodeList, CodesError, default_dir, load_codes
 from console.cases._decisions import (
     Decision,
@@ -42,8 +43,10 @@ __all__ = [
     "DecisionError",
     "DecisionRequest",
     "Decisions",
+    "ParameterPoints",
     "ReportError",
     "ResidentView",
+    "TriageBreakdown",
     "build_compte_rendu",
     "code_labels",
     "default_dir",
@@ -51,4 +54,5 @@ __all__ = [
     "render_markdown",
     "resident_id",
     "sign_compte_rendu",
+    "triage_breakdown",
 ]

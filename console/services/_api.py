@@ -100,11 +100,36 @@ class TimelineEntry(_Model):
     detail: dict[str, Any]
 
 
+class ParameterView(_Model):
+    """One NEWS2 parameter of a triage result: the value used and its points."""
+
+    parameter: str
+    label: str
+    value: str | None
+    points: int
+
+
+class TriageView(_Model):
+    """A case's latest triage result with its score breakdown (console.cases)."""
+
+    at: str
+    priority: str
+    news2: int | None
+    complete: bool
+    qsofa: int | None
+    reasons: tuple[str, ...]
+    policy_version: str
+    policy_sha256: str
+    parameters: tuple[ParameterView, ...]
+    note: str | None = None
+
+
 class CaseDetail(_Model):
     row: BoardRow
     timeline: tuple[TimelineEntry, ...]
     decisions: tuple[dict[str, Any], ...]
     video: tuple[dict[str, Any], ...]
+    triage: TriageView | None = None
 
 
 class VitalPoint(_Model):
@@ -217,6 +242,7 @@ class RegulationService:
         self._run = run
         self._version = 0
         self._subscribers: list[asyncio.Queue[BoardDelta]] = []
+        self._policy: Any = None
         self._decisions = Decisions(
             services.store,
             services.accounts,
@@ -444,7 +470,21 @@ class RegulationService:
             role=auth.role,
             purpose=auth.purpose,
         )
-        return CaseDetail(row=row, timeline=timeline, decisions=decisions, video=video)
+        return CaseDetail(
+            row=row, timeline=timeline, decisions=decisions, video=video,
+            triage=self._triage(case_id),
+        )  # fmt: skip
+
+    def _triage(self, case_id: str) -> TriageView | None:
+        from dataclasses import asdict
+
+        from console.cases import triage_breakdown
+        from console.triage import default_policy
+
+        if self._policy is None:
+            self._policy = default_policy()  # the core's policy (console/triage)
+        got = triage_breakdown(self._services.store, case_id, self._policy)
+        return None if got is None else TriageView.model_validate(asdict(got))
 
     async def case(self, session: Session, case_id: str) -> CaseDetail:
         """A case with its timeline, decisions and video (``clinical.read``; audited)."""

@@ -251,12 +251,15 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             "Reasons:",
             *(f"  • {r}" for r in row.reasons),
         ]
-        policy = next(
-            (t.detail.get("policy") for t in reversed(detail.timeline) if t.detail.get("policy")),
-            None,
-        )
-        if policy:
-            lines.append(f"Policy: {policy}")
+        t = detail.triage
+        if t is not None:
+            lines += ["", f"Score breakdown (result of {t.at[:19]}, {t.priority}):"]
+            for p in t.parameters:
+                value = "–" if p.value is None else p.value
+                lines.append(f"  {p.label:<18} {value:>8}   {p.points} pt")
+            if t.note:
+                lines.append(f"  ({t.note})")
+            lines.append(f"Policy: version {t.policy_version}, SHA-256 {t.policy_sha256}")
         for d in detail.decisions:
             lines.append(
                 f"Decision {d['signed_at'][11:19]} by {d['author']}: {d['priority']} "
