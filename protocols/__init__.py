@@ -38,6 +38,7 @@ from protocols._envelope import (
     sign_envelope,
     verify_envelope,
 )
+from protocols._printable import has_control, printable
 from protocols.codecs import CODEC_NAMES, Codec, Decoded, DecodeError, StreamDecoder, get_codec
 from protocols.models import (
     BODY_MODELS,
@@ -142,10 +143,12 @@ __all__ = [
     "device_topic",
     "encode_envelope",
     "get_codec",
+    "has_control",
     "json_schemas",
     "open_envelope",
     "parse_envelope",
     "parse_topic",
+    "printable",
     "seal_envelope",
     "sign_envelope",
     "site_filter",

@@ -40,14 +40,35 @@ from console.cases import (
 )
 from console.ingest import iso, raw_opener
 from console.services._compose import Services
+from protocols import printable
 
 #: Deltas a subscriber may have pending before it is told to resync.
 MAX_BACKLOG = 1000
 _ALARM_PRIORITIES = ("P0", "P1")
 
 
+def _displayable(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _displayable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_displayable(v) for v in value)
+    return value
+
+
 class _Model(BaseModel):
+    """A reply to a front end. Every string in it is display-safe: a control character
+    that came from outside (a bilan, a Hub Santé import, a typed reason) is shown as a
+    visible escape, never sent to a terminal (:func:`protocols.printable`). The store
+    keeps the text as received; only what is shown is escaped."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _escape_controls(cls, data: Any) -> Any:
+        return _displayable(data) if isinstance(data, dict) else data
 
 
 class BoardRow(_Model):

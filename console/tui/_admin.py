@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -49,10 +50,10 @@ class DevicesScreen(_SamuScreen, Screen[None]):
             table.clear()
             for d in rows:
                 battery = "–" if d.battery_pct is None else f"{d.battery_pct} %"
-                table.add_row(
+                table.add_row(*(Text(v) for v in (
                     d.site, d.device, d.kind, d.state, battery, age(d.last_seen, now),
                     str(d.frames), str(d.errors), str(d.quarantined),
-                )  # fmt: skip
+                )))  # fmt: skip
 
 
 class AuditScreen(_SamuScreen, Screen[None]):
@@ -94,8 +95,9 @@ class AuditScreen(_SamuScreen, Screen[None]):
         with self.app.batch_update():
             table.clear()
             for e in entries:
-                table.add_row(str(e.seq), e.time[:19], e.actor, e.role, e.action, e.object,
-                              e.outcome)  # fmt: skip
+                table.add_row(*(Text(v) for v in (str(e.seq), e.time[:19], e.actor, e.role,
+                                                  e.action, e.object)),
+                              Text(e.outcome))  # fmt: skip
 
     @work(exclusive=True, exit_on_error=False, group="audit-verify")
     async def action_verify(self) -> None:

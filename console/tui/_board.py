@@ -271,19 +271,21 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
             if alerts
             else Text("")
         )  # fmt: skip
+        # Text, not str: a DataTable reads a str cell as markup, and a site or a reason
+        # from outside ("[link=…]", a stray "[/]") must show as written.
         return [
             prio,
-            short_case(row.case_id),
-            row.site,
-            resident,
+            Text(short_case(row.case_id)),
+            Text(row.site),
+            Text(resident),
             news2_text(row.news2, row.news2_complete),
             ring.trend() if ring else "",
             ring.sparkline() if ring else "",
             "–" if row.qsofa is None else str(row.qsofa),
             last,
             implant,
-            row.video or "",
-            "; ".join(row.reasons[:3]),
+            Text(row.video or ""),
+            Text("; ".join(row.reasons[:3])),
         ]
 
     @staticmethod

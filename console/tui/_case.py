@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -118,13 +120,13 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             with TabPane("Bilan & DLU", id="tab-bilan"), VerticalScroll():
                 yield Static("", id="bilan")
             with TabPane("Video", id="tab-video"):
-                yield Static("", id="video")
+                yield Static("", id="video", markup=False)
                 with Horizontal(id="video-actions"):
                     yield Button("Lien envoyé (l)", id="btn-link")
                     yield Button("Consentement (c)", id="btn-consent")
                     yield Button("Retrait (w)", id="btn-withdraw")
             with TabPane("Triage", id="tab-triage"), VerticalScroll():
-                yield Static("", id="triage")
+                yield Static("", id="triage", markup=False)
             with TabPane("Trail", id="tab-trail"):
                 yield DataTable(id="trail", cursor_type="row")
         yield Footer()
@@ -152,7 +154,7 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
         table = self.query_one("#trail", DataTable)
         table.clear()
         for t in trail:
-            table.add_row(t.time[11:19], t.actor, t.role, t.action, t.outcome)
+            table.add_row(*(Text(v) for v in (t.time[11:19], t.actor, t.role, t.action, t.outcome)))
 
     def refresh_masking(self) -> None:
         if self.detail is not None:
@@ -164,10 +166,11 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             return
         row = detail.row
         locked = self.samu.locked
-        residents = MASK if locked else ", ".join(row.patients)
+        residents = escape(MASK if locked else ", ".join(row.patients))
+        news2 = news2_text(row.news2, row.news2_complete).markup
         head = (
-            f"{badge(priority_of(row)).markup} Affaire {short_case(row.case_id)}  {row.site}  "
-            f"patient {residents}  NEWS2 {news2_text(row.news2, row.news2_complete).markup}  "
+            f"{badge(priority_of(row)).markup} Affaire {short_case(row.case_id)}  "
+            f"{escape(row.site)}  patient {residents}  NEWS2 {news2}  "
             f"qSOFA {row.qsofa if row.qsofa is not None else '–'}  statut {row.status}  "
             f"ouverte il y a {age(row.opened_at, self.samu.backend.clock())}"
         )
@@ -205,7 +208,8 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
         table.clear()
         for t in detail.timeline:
             if t.kind.startswith("implant"):
-                table.add_row(t.at[11:19], t.kind, json.dumps(t.detail, ensure_ascii=False)[:120])
+                what = json.dumps(t.detail, ensure_ascii=False)[:120]
+                table.add_row(Text(t.at[11:19]), Text(t.kind), Text(what))
         if table.row_count == 0:
             table.add_row("–", "no implant transmission on this case", "")
 
@@ -215,10 +219,10 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             if t.kind != "bilan":
                 continue
             d = t.detail
-            lines.append(f"[b]Bilan {t.at[11:19]}[/b]  {d.get('nurse', '')}")
+            lines.append(f"[b]Bilan {t.at[11:19]}[/b]  {escape(str(d.get('nurse', '')))}")
             for key in ("complaint", "text"):
                 if d.get(key):
-                    lines.append(f"  {key}: {MASK if locked else d[key]}")
+                    lines.append(f"  {key}: {MASK if locked else escape(str(d[key]))}")
             flags = d.get("flags")
             if flags:
                 lines.append(f"  flags: {flags}")

@@ -171,11 +171,11 @@ class ReplayApp(App[None]):
         order = ["P0", "P1", "P2", "P3", "NR"]
         rows = sorted(rows, key=lambda r: (order.index(priority_of(r)), r.opened_at or ""))
         cells: list[tuple[str, list[Any]]] = [
-            (r.case_id, [badge(priority_of(r)), short_case(r.case_id), r.site,
-                         ", ".join(p.split("/", 1)[-1] for p in r.patients),
+            (r.case_id, [badge(priority_of(r)), Text(short_case(r.case_id)), Text(r.site),
+                         Text(", ".join(p.split("/", 1)[-1] for p in r.patients)),
                          news2_text(r.news2, r.news2_complete),
                          "–" if r.qsofa is None else str(r.qsofa),
-                         "; ".join(r.reasons[:3])])
+                         Text("; ".join(r.reasons[:3]))])
             for r in rows
         ]  # fmt: skip
         with self.batch_update():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -45,6 +46,7 @@ from console.services import BilanOutbox
 from console.tui._app import SamuApp
 from console.tui._backend import Backend
 from console.tui._format import age, short_case
+from protocols import has_control
 
 #: What a decoded reading carries → LOINC code, UCUM unit, label.
 READING_CODES = {
@@ -102,9 +104,31 @@ def load_roster(path: Path) -> dict[str, RosterEntry]:
     for i, entry in enumerate(data.get("residents", [])):
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             raise ValueError(f"--roster {path}: residents[{i}] needs an id")
+        _check_text(entry, f"--roster {path}: residents[{i}]")
         ident = {k: v for k, v in entry.items() if k not in ("id", "dlu")}
+        names = ident.get("first_names")
+        if isinstance(names, str):
+            ident["first_names"] = names.split()  # "Jeanne Marie" → ["Jeanne", "Marie"]
+        elif names is not None and not (
+            isinstance(names, list) and all(isinstance(n, str) for n in names)
+        ):
+            raise ValueError(f"--roster {path}: residents[{i}].first_names: a list of names")
         out[entry["id"]] = RosterEntry(entry["id"], ident, entry.get("dlu"))
     return out
+
+
+def _check_text(value: Any, where: str) -> None:
+    """A roster is the EHPAD's own file: a control character in it is a mistake (or an
+    attack on the terminal), refused with where it is."""
+    if isinstance(value, str):
+        if has_control(value):
+            raise ValueError(f"{where}: a control character in {value[:40]!r}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            _check_text(v, f"{where}[{k}]")
 
 
 class Reading(Message):
@@ -267,13 +291,16 @@ acknowledgement and decision appear at the bottom.
         )
         dlu = entry.dlu if entry else None
         if dlu:
-            lines = [f"[b]DLU[/b] de {ref}"]
+            # Free text is shown as text: "<img src=x onerror=…>" or "[b]" in a DLU is
+            # what the EHPAD wrote, not markup to interpret (it once crashed the station).
+            lines = [f"[b]DLU[/b] de {escape(ref)}"]
             for key, title in (("history", "Antécédents"), ("allergies", "Allergies"),
                                ("treatments", "Traitements")):  # fmt: skip
                 if dlu.get(key):
-                    lines.append(f"{title}: {', '.join(dlu[key])}")
+                    items = dlu[key] if isinstance(dlu[key], list) else [dlu[key]]
+                    lines.append(f"{title}: {escape(', '.join(str(v) for v in items))}")
             if dlu.get("advance_directives"):
-                lines.append(f"Directives: {dlu['advance_directives']}")
+                lines.append(f"Directives: {escape(str(dlu['advance_directives']))}")
             self.query_one("#dlu", Static).update("\n".join(lines))
         else:
             self.query_one("#dlu", Static).update(f"No DLU on the roster for {ref}.")

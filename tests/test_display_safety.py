@@ -1,0 +1,62 @@
+"""Text from outside never drives the terminal: control characters are shown as visible
+escapes in every service reply, Rich markup in data is shown as written, and a roster
+with a control character is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import scenarios
+from console.services import RegulationService, open_services
+from console.settings import Settings
+from console.tui import load_roster
+from protocols import has_control, printable
+
+ATTACK = "stable \x1b]0;PWNED\x07\x1b[2J [link=https://x]clic[/link] [/]"
+
+
+@given(st.text())
+def test_printable_leaves_no_control_character(text: str) -> None:
+    out = printable(text)
+    assert not has_control(out)
+    assert all(c in "\t\n" or c.isprintable() or ord(c) > 0x9F for c in out)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cf"))))
+def test_printable_text_is_unchanged(text: str) -> None:
+    assert printable(text) == text
+
+
+def test_an_escape_sequence_in_a_case_reaches_the_board_escaped(tmp_path: Path) -> None:
+    with open_services(Settings(db=tmp_path / "samu.db"), create=True) as services:
+        scenarios.InprocReplay(scenarios.load_scenario("stroke-video-fast"), services).run()
+        (case_id,) = services.store.fetchone("SELECT case_id FROM cases LIMIT 1")
+        with services.store.transaction() as conn:
+            conn.execute(
+                "UPDATE cases SET reasons = ? WHERE case_id = ?", (json.dumps([ATTACK]), case_id)
+            )
+        (row,) = [r for r in RegulationService(services).replay_board() if r.case_id == case_id]
+        assert row.reasons == ("stable \\x1b]0;PWNED\\x07\\x1b[2J [link=https://x]clic[/link] [/]",)
+        stored = services.store.fetchone("SELECT reasons FROM cases WHERE case_id = ?", (case_id,))
+        assert json.loads(stored[0]) == [ATTACK]  # the store keeps what was received
+
+
+def test_a_roster_with_a_control_character_is_refused_and_names_are_lists(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[residents]]\nid = "res-1"\nbirth_name = "EVIL\\u001b]0;T\\u0007"\n')
+    with pytest.raises(ValueError, match=r"residents\[0\].birth_name: a control character"):
+        load_roster(bad)
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[[residents]]\nid = "res-1"\nbirth_name = "MARTIN"\nfirst_names = "Jeanne Marie"\n'
+        'dlu = { allergies = ["<img src=x onerror=alert(1)>", "[b]pénicilline[/b]"] }\n'
+    )
+    entry = load_roster(good)["res-1"]
+    assert entry.identity["first_names"] == ["Jeanne", "Marie"]
