@@ -333,3 +333,26 @@ async def test_the_age_of_the_data_grows_while_none_comes(world) -> None:
         now[0] += timedelta(hours=30)
         await wait_for(pilot, lambda: str(table.get_cell(first, "last")) != before)
         assert str(table.get_cell(first, "last")).endswith(" h")
+
+
+async def test_an_alarm_reaches_the_physician_inside_an_open_case(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        # Signing in on a board that holds P1 cases lists them at once, without a bell.
+        assert "open at sign-in" in str(board.query_one("#alarms").render())
+        assert bells == []
+        target = board.model.ordered()[-1]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CaseScreen))
+        api = app.backend.api
+        assert api is not None
+        api.publish([CaseEvent("priority_changed", target.case_id, None, time.time(),
+                               {"to": "P0", "reasons": ["arrest in a case"]})])  # fmt: skip
+        await wait_for(pilot, lambda: len(bells) == 1)
+        await wait_for(pilot, lambda: any(n.title == "ALARME" for n in app._notifications))
+        (toast,) = [n for n in app._notifications if n.title == "ALARME"]
+        assert "P0" in toast.message and "arrest in a case" in toast.message

@@ -224,6 +224,17 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         if not initial:
             for alarm in alarms:
                 self.raise_alarm(alarm)
+        elif not self.alarms:
+            # Signing in on a board that already holds P0/P1 cases: they are listed in
+            # the banner (no bell: nothing new happened, the physician is just arriving).
+            for row in self.model.ordered():
+                if priority_of(row) in ("P0", "P1"):
+                    self.alarms.append(
+                        Alarm(kind="priority", case_id=row.case_id, priority=priority_of(row),
+                              at=row.updated_at, reasons=("open at sign-in", *row.reasons))
+                    )  # fmt: skip
+            if self.alarms:
+                self._render_banner()
 
     def raise_alarm(self, alarm: Alarm) -> None:
         """One alarm: bell once, flash its row, keep it in the banner (never merged)."""
@@ -235,6 +246,16 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         banner = self.query_one("#alarms", AlarmBanner)
         banner.add_class("active")
         self._render_banner()
+        if self.app.screen is not self:
+            # A case, a form or another screen is open: the board's banner is out of
+            # sight, so the alarm comes to the screen in use (nothing hides an alarm).
+            row = self.model.rows.get(alarm.case_id)
+            what = "implant" if alarm.kind == "implant" else "priorité"
+            self.app.notify(
+                f"{alarm.priority} {what} {short_case(alarm.case_id)} "
+                f"{row.site if row else ''} — {'; '.join(alarm.reasons[:2])}",
+                title="ALARME", severity="error", timeout=120, markup=False,
+            )  # fmt: skip
 
     def _render_banner(self) -> None:
         banner = self.query_one("#alarms", AlarmBanner)
