@@ -158,10 +158,10 @@ class InprocReplay:
         return self.clock.epoch + t
 
     def _state(self) -> dict[str, PatientState]:
-        cases = self.core.cases.snapshot()
+        book = self.core.cases
         out = {}
         for pid, rid in self._patients.items():
-            s = cases.get(rid)
+            s = book.view(rid)
             out[pid] = (
                 PatientState("NR", None, None, None)
                 if s is None
@@ -202,9 +202,10 @@ class InprocReplay:
         acked: Callable[[], None] | None = None,
     ) -> Step:
         """One step into the core, as the hub commits it: the step's messages as one
-        batch (in the order given), then each serial port's decoded frames, then the
-        triage tick; all at the simulated arrival time ``t``. ``acked`` runs once the
-        messages are committed (a broker's PUBACKs go after the commit, as the hub's)."""
+        batch (in the order given), then every serial port's decoded frames as one
+        batch (ports in the order given), then the triage tick; all at the simulated
+        arrival time ``t``. ``acked`` runs once the messages are committed (a broker's
+        PUBACKs go after the commit, as the hub's)."""
         now = self._wall(t)
         items = [Incoming(topic, payload, now) for topic, payload in messages if payload]
         result.received += len(items)
@@ -217,9 +218,8 @@ class InprocReplay:
             x for x, o in zip(ids, got.outcomes, strict=True) if x and isinstance(o, Quarantined)
         )
         events = list(got.events)
-        for source, decoded in frames:
-            if decoded:
-                events += self.core.receive_frames(source, decoded, now).events
+        for line in self.core.receive_lines(frames, now):
+            events += line.events
         events += self.core.tick(now)
         step = Step(t, self._state(), events)
         result.steps.append(step)

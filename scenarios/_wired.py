@@ -29,8 +29,9 @@ step (1 s) at a time and stands still while the step's traffic is in flight. Eac
    full) and the engine waits — on arrivals, not on a timer — until the subscriber holds
    every expected message and each reader has decoded as many frames as its shadow;
 3. the step is committed exactly as in process: the messages as one batch in
-   publication order (whatever order the broker interleaved them in), then each line's
-   frames, then the triage tick, all at simulated time ``t``; then the PUBACKs.
+   publication order (whatever order the broker interleaved them in), then every
+   line's frames as one batch (lines in a fixed order), then the triage tick, all at
+   simulated time ``t``; then the PUBACKs.
 
 So batch boundaries and order never depend on scheduling, and the same seed gives the
 same report and ``store_sha256`` on every run (a message the broker redelivers — only

@@ -399,7 +399,8 @@ class Store:
                 raise
             finally:
                 self._depth = 0
-            self._own.extend(self._own_pending)
+            for first, last in self._own_pending:
+                _add_range(self._own, first, last)
             self._own_pending = []
             pending, self._post_commit = self._post_commit, []
             for checkpoint in pending:
@@ -439,7 +440,7 @@ class Store:
     def _append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[int]:
         seqs = append_rows(conn, events)
         first, last = seqs[0], seqs[-1]
-        self._own_pending.append((first, last))
+        _add_range(self._own_pending, first, last)
         every = self.checkpoint_every
         due_count = (first - 1) // every != last // every
         due_time = time.monotonic() - self._last_checkpoint_mono >= self.checkpoint_interval_s
@@ -718,6 +719,22 @@ class Store:
         if taken is None:  # nothing new: look again after another interval
             self._last_checkpoint_mono = time.monotonic()
         return taken
+
+
+def _add_range(ranges: list[tuple[int, int]], first: int, last: int) -> None:
+    """Record ``first..last`` as own rows, merged into the last range when they touch.
+
+    A single writer appends consecutive seqs batch after batch, so the list stays a
+    handful of ranges however many appends there were; the checkpoint's per-row
+    ownership check is then O(rows) instead of O(rows x appends), which made a
+    checkpoint after 10 000 single-event commits take seconds.
+    """
+    if ranges:
+        a, b = ranges[-1]
+        if a <= first <= b + 1:
+            ranges[-1] = (a, max(b, last))
+            return
+    ranges.append((first, last))
 
 
 def _alive(pid: int) -> bool:
