@@ -17,7 +17,7 @@ from textual.widgets import Input, Select, Static
 
 import scenarios
 from console.auth import LocalOperator
-from console.cases import CaseEvent, default_dir
+from console.cases import CaseEvent, DecisionRequest, default_dir
 from console.services import RegulationService, Services, open_services
 from console.settings import Settings
 from console.tui import Backend, DemoAccount, RegulationApp, StationApp
@@ -179,13 +179,24 @@ async def test_a_case_opens_with_its_tabs_and_the_compte_rendu_is_signed(world) 
         report = app.screen
         assert isinstance(report, ReportScreen)
         await wait_for(pilot, lambda: bool(report.markdown))
+        # Signing ends the régulation: refused while no decision is recorded.
+        status = report.query_one("#report-status", Static)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: "no decision yet" in str(status.render()))
+        assert report.report_id is None
+        api = app.backend.api
+        assert api is not None and app.session is not None
+        row = board.model.rows[report.case_id]
+        await api.decide(app.session, DecisionRequest(
+            case_id=row.case_id, priority=row.suggested_priority, care_level="R2",
+            decision_type="CONSEIL",
+        ))  # fmt: skip
         await pilot.press("s")
         await wait_for(pilot, lambda: report.report_id is not None)
         assert services.store.fetchone(
             "SELECT 1 FROM audit_events WHERE action LIKE 'report.sign%' AND object = ?",
             (f"case:{report.case_id}",),
         )
-        del board
 
 
 async def test_the_lock_masks_identities_but_alarms_still_ring(world) -> None:

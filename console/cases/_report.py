@@ -205,6 +205,14 @@ def sign_compte_rendu(
     )
     if session.signer is None or session.signer_key_id is None:
         raise ReportError("this session has no unlocked signing key: log in again")
+    # Signing ends the régulation (the case goes to ACHEVE and leaves the board): a case
+    # no physician has decided on must not leave the board by a signature.
+    decided = store.fetchone("SELECT 1 FROM decisions WHERE case_id = ? LIMIT 1", (case_id,))
+    if decided is None:
+        raise ReportError(
+            f"case {case_id} has no decision yet: record one before signing the compte rendu"
+            " (signing ends the régulation)"
+        )
     report_id = f"cr_{secrets.token_hex(8)}"
     now = datetime.now(UTC)
     content = signed_content(
