@@ -103,3 +103,31 @@ async def test_a_link_has_one_consumer_a_second_run_is_refused() -> None:
         await asyncio.wait_for(first, timeout=10)
     with pytest.raises(BrokerUnreachableError):  # once stopped, it may run again
         await asyncio.wait_for(link.run(), timeout=10)
+
+
+def test_a_throwaway_broker_dies_with_the_process_that_started_it() -> None:
+    """Its terminal closed or killed with -9, the demo never calls stop(): the broker
+    must not stay behind listening (it is asked to die with its parent)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom transport import ThrowawayBroker\n"
+         "b = ThrowawayBroker().start()\nprint(b._proc.pid, flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    broker = int(child.stdout.readline())
+    child.kill()
+    child.wait(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(broker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)  # polling for the broker's exit, not a fixed wait
+    os.kill(broker, 9)
+    raise AssertionError("the throwaway broker outlived its parent")

@@ -9,11 +9,14 @@ says so (console.md).
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +46,23 @@ def free_loopback_port() -> int:
 
 class BrokerStartError(RuntimeError):
     """The broker binary exists but did not start listening."""
+
+
+def _die_with_parent() -> None:
+    """In the broker's child process, before exec: ask Linux to send it SIGTERM when
+    its parent dies. A throwaway broker must not outlive the demo or replay that started
+    it, even when that process is killed (its terminal closed, kill -9) and never gets
+    to call :meth:`ThrowawayBroker.stop`. Elsewhere than Linux this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # no prctl here: stop() remains the way out
+        return
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class ThrowawayBroker:
@@ -83,6 +103,7 @@ class ThrowawayBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - a single prctl before exec
         )
         deadline = time.monotonic() + self._timeout_s
         while time.monotonic() < deadline:
