@@ -367,3 +367,33 @@ async def test_an_alarm_reaches_the_physician_inside_an_open_case(world) -> None
         await wait_for(pilot, lambda: any(n.title == "ALARME" for n in app._notifications))
         (toast,) = [n for n in app._notifications if n.title == "ALARME"]
         assert "P0" in toast.message and "arrest in a case" in toast.message
+
+
+async def test_an_open_case_is_read_again_only_when_it_changed(world) -> None:
+    """Each read is an audited access: an unchanged case is not re-read every 5 s."""
+    services, _ = world
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        account = person(services, "regulateur")
+        await sign_in(pilot, app, account)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CaseScreen)
+                       and app.screen.detail is not None)  # fmt: skip
+        case = app.screen
+        assert isinstance(case, CaseScreen)
+
+        def reads() -> int:
+            (n,) = services.store.fetchone(
+                "SELECT count(*) FROM audit_events WHERE action = 'case.read' AND actor = ?"
+                " AND object = ?",
+                (account.user_id, f"case:{case.case_id}"),
+            )
+            return int(n)
+
+        await wait_for(pilot, lambda: reads() == 1)
+        for _ in range(3):
+            case._reload_if_changed()  # what the 5-s timer does
+        await pilot.pause(0.5)
+        assert reads() == 1
+        await pilot.press("f5")  # asked for: read again
+        await wait_for(pilot, lambda: reads() == 2)

@@ -105,6 +105,7 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
         self.detail: CaseDetail | None = None
         self.points: list[VitalPoint] = []
         self.span_s = 3600.0
+        self._seen_update: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -134,8 +135,21 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
     def on_mount(self) -> None:
         self.query_one("#implant", DataTable).add_columns("Heure", "Événement", "Détail")
         self.query_one("#trail", DataTable).add_columns("Heure", "Qui", "Rôle", "Action", "Issue")
+        self._reload_if_changed()
+        self.set_interval(5.0, self._reload_if_changed)
+
+    def _reload_if_changed(self) -> None:
+        """Re-read the case only when the board says it changed. Every read is an
+        audited access (case.read, case.vitals, case.trail): reading an unchanged case
+        every 5 s filled its trail with the same reader, hiding who really looked."""
+        board = self.samu._board()
+        rows = getattr(board, "model", None)
+        row = rows.rows.get(self.case_id) if rows is not None else None
+        seen = row.updated_at if row is not None else None
+        if seen is not None and seen == self._seen_update:
+            return
+        self._seen_update = seen
         self.load()
-        self.set_interval(5.0, self.load)
 
     @work(exclusive=True, exit_on_error=False, group="case-load")
     async def load(self) -> None:
