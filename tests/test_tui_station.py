@@ -197,3 +197,18 @@ def test_serve_puts_the_station_on_loopback_for_a_browser(world) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_refuses_a_port_in_use_and_a_missing_database(world, tmp_path: Path) -> None:
+    import socket
+
+    from console.cli._main import main
+
+    services, _ = world
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["station", "--serve", "--port", str(port), "--site", SITE]
+        assert main([*argv, "--db", str(services.db_path)]) == 2
+    assert main(["station", "--serve", "--site", SITE, "--db", str(tmp_path / "no.db")]) == 2

@@ -87,7 +87,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Check what each browser session will need before serving: the database and
+    the port (a session started later would fail inside the browser, unexplained)."""
+    import socket
+
     from textual_serve.server import Server
+
+    from console.services import ServicesError, check_database_path
+
+    db = Path(args.db) if args.db else settings_of(args).db
+    try:
+        check_database_path(db, create=False)
+    except ServicesError as exc:
+        raise UsageError(f"--db: {exc}") from None
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as exc:
+            raise UsageError(
+                f"--port {args.port}: {exc.strerror or exc} on 127.0.0.1 (choose another --port)"
+            ) from None
 
     argv = [sys.executable, "-m", "console.cli", "station", "--site", args.site]
     for flag, value in (("--db", args.db), ("--config", args.config), ("--hub", args.hub),
