@@ -60,3 +60,32 @@ def test_a_roster_with_a_control_character_is_refused_and_names_are_lists(
     )
     entry = load_roster(good)["res-1"]
     assert entry.identity["first_names"] == ["Jeanne", "Marie"]
+
+
+def test_a_decision_reason_with_a_control_character_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from console.cases import DecisionRequest
+
+    fields = {"case_id": "c", "priority": "P1", "care_level": "R1", "decision_type": "INTER"}
+    assert DecisionRequest(**fields, reason="amélioration\nsous O2").reason
+    with pytest.raises(ValidationError, match="control character"):
+        DecisionRequest(**fields, reason=ATTACK)
+
+
+def test_the_decide_command_says_what_is_wrong_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.cli._main import main
+
+    base = ["records", "decide", "fr.health.samu075.X", "--db", str(tmp_path / "none.db"),
+            "--as", "dr", "--priority", "P1", "--care-level", "R1",
+            "--decision", "INTER"]  # fmt: skip
+    assert main([*base, "--reason", "x" * 3000]) == 2
+    assert main([*base, "--reason", ATTACK]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "samu records: error: --reason: String should have at most 2000 characters",
+        "samu records: error: --reason: Value error, the reason holds a control character "
+        "(only text is signed)",
+    ]

@@ -24,12 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from console.auth import AccountService, Action, Session, Target
 from console.cases._codes import load_codes
 from console.crypto import MasterKeyRing, sign, signed_content, verify
 from console.records import Store
+from protocols import has_control
 
 _CONTEXT = "decisions\x00content\x00"
 
@@ -50,6 +51,15 @@ class DecisionRequest(BaseModel):
     resource: str | None = None
     orientation: str | None = None
     reason: str | None = Field(None, max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        # A reason is typed by a physician and signed: a control character in it is an
+        # attack on whoever reads it on a terminal, never clinical text.
+        if value is not None and has_control(value.replace("\r\n", "\n")):
+            raise ValueError("the reason holds a control character (only text is signed)")
+        return value
 
 
 @dataclass(frozen=True)

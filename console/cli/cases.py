@@ -260,19 +260,26 @@ def _decide(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
+    from pydantic import ValidationError
+
     from console.auth import Denied
     from console.cases import CodesError, DecisionError, DecisionRequest, Decisions, code_labels
     from console.cli._main import UsageError
 
-    request = DecisionRequest(
-        case_id=args.case_id,
-        priority=args.priority,
-        care_level=args.care_level,
-        decision_type=args.decision,
-        resource=args.resource,
-        orientation=args.orientation,
-        reason=args.reason,
-    )
+    try:
+        request = DecisionRequest(
+            case_id=args.case_id,
+            priority=args.priority,
+            care_level=args.care_level,
+            decision_type=args.decision,
+            resource=args.resource,
+            orientation=args.orientation,
+            reason=args.reason,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "decision"
+        raise UsageError(f"--{where.replace('_', '-')}: {first['msg']}") from None
     try:
         code_labels(request, settings_of(args).hub_sante_dir)  # before any login
     except CodesError as exc:
