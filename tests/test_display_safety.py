@@ -89,3 +89,23 @@ def test_the_decide_command_says_what_is_wrong_in_one_line(
         "samu records: error: --reason: Value error, the reason holds a control character "
         "(only text is signed)",
     ]
+
+
+def test_records_show_prints_stored_escape_sequences_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.cli._main import main
+
+    db = tmp_path / "samu.db"
+    with open_services(Settings(db=db), create=True) as services:
+        scenarios.InprocReplay(scenarios.load_scenario("stroke-video-fast"), services).run()
+        (case_id,) = services.store.fetchone("SELECT case_id FROM cases LIMIT 1")
+        with services.store.transaction() as conn:
+            conn.execute(
+                "UPDATE cases SET reasons = ? WHERE case_id = ?", (json.dumps([ATTACK]), case_id)
+            )
+    capsys.readouterr()
+    assert main(["records", "show", case_id, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "stable \\x1b]0;PWNED\\x07" in out

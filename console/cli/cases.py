@@ -23,6 +23,14 @@ _CASE_COLUMNS = (
 )
 
 
+def printable(text: str) -> str:
+    """Stored text as a terminal may show it (control characters escaped: a reason or a
+    bilan from outside must not drive the terminal; ``--json`` escapes them anyway)."""
+    from protocols import printable as escaped
+
+    return escaped(text)
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -159,7 +167,7 @@ def _cases(args: argparse.Namespace) -> int:
         _audit(services, "case.list", "cases", {"count": len(rows), "open_only": args.open})
     for row in rows:
         case = _case(row, patients.get(row[0], []))
-        print(json.dumps(case, ensure_ascii=False) if args.json else _line(case))
+        print(json.dumps(case, ensure_ascii=False) if args.json else printable(_line(case)))
     return EXIT_OK
 
 
@@ -195,11 +203,11 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(case, ensure_ascii=False))
         return EXIT_OK
-    print(_line(case))
-    print("reasons: " + ("; ".join(case["reasons"]) or "-"))
+    print(printable(_line(case)))
+    print(printable("reasons: " + ("; ".join(case["reasons"]) or "-")))
     for event in case["timeline"]:
         detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items() if k != "reasons")
-        print(f"  {event['at']}  {event['kind']:<16} {detail}")
+        print(printable(f"  {event['at']}  {event['kind']:<16} {detail}"))
     return EXIT_OK
 
 
@@ -214,7 +222,8 @@ def _quarantine(args: argparse.Namespace) -> int:
             print(json.dumps(r, ensure_ascii=False))
         else:
             who = f"{r['site']}/{r['device']}" if r["device"] else "-"
-            print(f"{r['received_at']}  {r['reason']:<14} {who}  {r['source']}  {r['detail']}")
+            line = f"{r['received_at']}  {r['reason']:<14} {who}  {r['source']}  {r['detail']}"
+            print(printable(line))
     return EXIT_OK
 
 
@@ -497,7 +506,7 @@ def _compte_rendu(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False))
     else:
-        sys.stdout.write(render_markdown(report))
+        sys.stdout.write(printable(render_markdown(report)))
         if args.sign:
             print(f"\nSigné : {report['report_id']} par {args.user}")
     return EXIT_OK
