@@ -116,3 +116,14 @@ def test_building_the_parser_stays_light() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_samu_says_its_version(capsys) -> None:
+    import pytest
+
+    from console.cli._main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("samu ")

@@ -54,12 +54,22 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("samu-teleregulation")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="samu",
         description="SAMU télérégulation: devices, triage, records and the régulation console.",
         parents=[_common_options(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"samu {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options(suppress=True)
     for name in COMMAND_MODULES:

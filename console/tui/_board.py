@@ -53,14 +53,14 @@ POLL_S = 2.0
 class AlarmBanner(Static):
     """Unacknowledged alarms, newest first; ``a`` acknowledges them."""
 
-    HELP = "Alarms stay here until acknowledged with [b]a[/b]; each one rang the bell once."
+    HELP = "Alarms stay here until acknowledged with **a**; each one rang the bell once."
 
 
 class BoardTable(DataTable[Text | str]):
     """The board's table (its own class so F1 explains it)."""
 
     HELP = """\
-[b]Board[/b]: open cases by priority (P0 red, P1 orange, P2 yellow, P3 grey), then age.
+**Board**: open cases by priority (P0 red, P1 orange, P2 yellow, P3 grey), then age.
 Enter/o opens the selected case, d records a decision, r shows its compte rendu,
 a acknowledges alarms, v lists devices, u opens the audit screen (auditeurs).
 NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
@@ -131,7 +131,7 @@ class BoardScreen(Screen[None]):
     ]
 
     HELP = """\
-[b]Board[/b]: open cases by priority (P0 red, P1 orange, P2 yellow, P3 grey), then age.
+**Board**: open cases by priority (P0 red, P1 orange, P2 yellow, P3 grey), then age.
 Enter/o opens the selected case, d records a decision, r shows its compte rendu,
 a acknowledges alarms, v lists devices, u opens the audit screen (auditeurs).
 NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.

@@ -47,8 +47,8 @@ VITALS = (
     ("59408-5", "SpO₂", "%"),
     ("8867-4", "Fréquence cardiaque", "/min"),
     ("9279-1", "Fréquence respiratoire", "/min"),
-    ("8480-6", "PA systolique", "mm[Hg]"),
-    ("8310-5", "Température", "Cel"),
+    ("8480-6", "PA systolique", "mmHg"),
+    ("8310-5", "Température", "°C"),
     ("41653-7", "Glycémie", "mg/dL"),
 )
 
@@ -94,7 +94,7 @@ class CaseScreen(_SamuScreen, Screen[None]):
     ]
 
     HELP = """\
-[b]Case[/b]: tabs Vitals (trend over 1 h, h for 24 h), Implant, Bilan & DLU, Video,
+**Case**: tabs Vitals (trend over 1 h, h for 24 h), Implant, Bilan & DLU, Video,
 Triage (score breakdown and reasons), Trail (who accessed this record).
 d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
 """
@@ -215,7 +215,8 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             )
             span = "1 h" if self.span_s <= 3600 else "24 h"
             self.query_one(f"#lbl-{key}", Label).update(f"{text} [{span}]")
-            self.query_one(f"#spark-{key}", Sparkline).data = [float(v) for v in values] or [0.0]
+            # No value: an empty sparkline (a flat [0.0] drew a full bar, as if measured).
+            self.query_one(f"#spark-{key}", Sparkline).data = [float(v) for v in values]
 
     def _render_implant(self, detail: CaseDetail) -> None:
         table = self.query_one("#implant", DataTable)
@@ -495,7 +496,9 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
             return
         missing = [f for f in ("priority", "care_level", "decision_type") if not self._value(f)]
         if missing:
-            error.update(f"Choose: {', '.join(missing)}.")
+            names = {"priority": "la priorité", "care_level": "le niveau de soins",
+                     "decision_type": "le type de décision"}  # fmt: skip
+            error.update(f"À choisir : {', '.join(names[m] for m in missing)}.")
             return
         reason = self.query_one("#reason", Input).value.strip() or None
         if self._value("priority") != self.row.suggested_priority and not reason:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -48,6 +49,8 @@ from console.tui._backend import Backend
 from console.tui._format import age, short_case
 from protocols import has_control
 
+#: UCUM units as a nurse reads them.
+_UNIT_SHOWN = {"mm[Hg]": "mmHg", "Cel": "°C", "%": "%", "/min": "/min"}
 #: What a decoded reading carries → LOINC code, UCUM unit, label.
 READING_CODES = {
     "spo2_pct": ("59408-5", "%", "SpO₂"),
@@ -168,7 +171,7 @@ class StationScreen(Screen[None]):
     ]
 
     HELP = """\
-[b]Nurse station[/b]: pick the resident on the left (their DLU shows below), check the
+**Nurse station**: pick the resident on the left (their DLU shows below), check the
 live readings, fill in the flags, respiration rate, consciousness and oxygen, the
 complaint and free text, then ctrl+s sends the bilan to the SAMU. The SAMU's
 acknowledgement and decision appear at the bottom.
@@ -326,7 +329,8 @@ acknowledgement and decision appear at the bottom.
             for code, (value, at, port) in sorted(self.latest.items()):
                 label, unit = labels[code]
                 when = age(datetime.fromtimestamp(at, UTC).isoformat())
-                table.add_row(port, label, f"{value:g} {unit}", when)
+                shown = _UNIT_SHOWN.get(unit, unit)  # UCUM on the wire, the usual sign here
+                table.add_row(Text(port), Text(label), Text(f"{value:g} {shown}"), Text(when))
             if not self.latest:
                 ports = ", ".join(p.url for p in self.station.ports) or "none (--serial)"
                 table.add_row("–", f"no reading yet (ports: {ports})", "", "")
