@@ -397,3 +397,25 @@ async def test_an_open_case_is_read_again_only_when_it_changed(world) -> None:
         assert reads() == 1
         await pilot.press("f5")  # asked for: read again
         await wait_for(pilot, lambda: reads() == 2)
+
+
+async def test_the_bilan_tab_shows_why_the_nurse_called_and_the_dlu(world) -> None:
+    services, _ = world
+    app = make_app(services)
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        with_bilan = [r for r in board.model.ordered() if "bilan" in r.sources]
+        assert with_bilan
+        app.open_case(with_bilan[0].case_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, CaseScreen)
+                       and app.screen.detail is not None)  # fmt: skip
+        case = app.screen
+        assert isinstance(case, CaseScreen) and case.detail is not None
+        (bilan, *_) = case.detail.bilans
+        assert bilan.complaint and bilan.nurse
+        shown = str(case.query_one("#bilan", Static).render())
+        assert f"Motif : {bilan.complaint}" in shown
+        app.action_lock()
+        await wait_for(pilot, lambda: bilan.complaint not in str(
+            case.query_one("#bilan", Static).render()))  # fmt: skip
+        await wait_for(pilot, lambda: app.screen.query("#unlock-password"))

@@ -145,12 +145,31 @@ class TriageView(_Model):
     note: str | None = None
 
 
+class BilanView(_Model):
+    """A nurse's bilan on a case, as the physician reads it (the sealed message opened
+    under ``clinical.read``): the reason for calling, free text, flags and the DLU."""
+
+    at: str
+    site: str
+    nurse: str
+    complaint: str
+    notes: str | None
+    flags: tuple[str, ...]
+    on_oxygen: bool | None
+    history: tuple[str, ...] = ()
+    allergies: tuple[str, ...] = ()
+    treatments: tuple[str, ...] = ()
+    advance_directives: str | None = None
+    palliative_care: bool = False
+
+
 class CaseDetail(_Model):
     row: BoardRow
     timeline: tuple[TimelineEntry, ...]
     decisions: tuple[dict[str, Any], ...]
     video: tuple[dict[str, Any], ...]
     triage: TriageView | None = None
+    bilans: tuple[BilanView, ...] = ()
 
 
 class VitalPoint(_Model):
@@ -493,8 +512,50 @@ class RegulationService:
         )
         return CaseDetail(
             row=row, timeline=timeline, decisions=decisions, video=video,
-            triage=self._triage(case_id),
+            triage=self._triage(case_id), bilans=self._bilans(timeline),
         )  # fmt: skip
+
+    def _bilans(self, timeline: Sequence[TimelineEntry]) -> tuple[BilanView, ...]:
+        """The bilans of a case's timeline, opened from their sealed messages (the
+        caller holds ``clinical.read`` on the case; the read is audited with it)."""
+        from protocols import BilanBody, EnvelopeError, parse_envelope
+
+        opener = raw_opener(self._services.master_key)
+        out: list[BilanView] = []
+        seen: set[int] = set()
+        for entry in timeline:
+            msg_id = entry.detail.get("message")
+            if entry.kind != "bilan" or not isinstance(msg_id, int) or msg_id in seen:
+                continue
+            seen.add(msg_id)
+            row = self._services.store.fetchone(
+                "SELECT site, received_at, raw FROM ingest_messages WHERE msg_id = ?", (msg_id,)
+            )
+            if row is None:
+                continue
+            try:
+                body = parse_envelope(opener(bytes(row[2]))).body
+            except (EnvelopeError, ValueError):
+                continue  # a Hub Santé bilan (not an envelope) is read by the interop views
+            if not isinstance(body, BilanBody):
+                continue
+            f = body.flags
+            flags = [name for name, on in (("chute", f.fall), ("douleur thoracique", f.chest_pain),
+                     ("confusion nouvelle", f.new_confusion), ("arrêt cardiaque", f.cardiac_arrest),
+                     ("FAST positif", bool(f.fast and f.fast.positive))) if on]  # fmt: skip
+            if f.pain is not None:
+                flags.append(f"douleur {f.pain}/10")
+            dlu = body.dlu
+            out.append(BilanView(
+                at=row[1], site=row[0], nurse=body.nurse.name, complaint=body.complaint,
+                notes=body.notes, flags=tuple(flags), on_oxygen=body.on_oxygen,
+                history=tuple(dlu.history) if dlu else (),
+                allergies=tuple(dlu.allergies) if dlu else (),
+                treatments=tuple(dlu.treatments) if dlu else (),
+                advance_directives=dlu.advance_directives if dlu else None,
+                palliative_care=bool(dlu and dlu.palliative_care),
+            ))  # fmt: skip
+        return tuple(out)
 
     def _triage(self, case_id: str) -> TriageView | None:
         from dataclasses import asdict

@@ -52,7 +52,9 @@ class UnlockScreen(ModalScreen[Session | None]):
             yield Static("", id="unlock-msg")
 
     def on_mount(self) -> None:
-        self.query_one("#unlock-password", Input).focus()
+        # query, not query_one: an app quitting while the lock bar mounts has no field.
+        for field in self.query("#unlock-password").results(Input):
+            field.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "unlock-password" and self.need_totp:

@@ -229,24 +229,34 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             table.add_row("–", "no implant transmission on this case", "")
 
     def _render_bilan(self, detail: CaseDetail, locked: bool) -> None:
+        """The nurse's words first (why she called), then flags, then the DLU. Free
+        text and the DLU are masked while the console is locked."""
         lines: list[str] = []
-        for t in detail.timeline:
-            if t.kind != "bilan":
-                continue
-            d = t.detail
-            lines.append(f"[b]Bilan {t.at[11:19]}[/b]  {escape(str(d.get('nurse', '')))}")
-            for key in ("complaint", "text"):
-                if d.get(key):
-                    lines.append(f"  {key}: {MASK if locked else escape(str(d[key]))}")
-            flags = d.get("flags")
-            if flags:
-                lines.append(f"  flags: {flags}")
-            obs = d.get("observations")
-            if obs:
-                lines.append(f"  observations: {obs}")
-            dlu = d.get("dlu")
-            if dlu:
-                lines.append(f"  DLU: {MASK if locked else dlu}")
+
+        def text(value: str) -> str:
+            return MASK if locked else escape(value)
+
+        for b in detail.bilans:
+            lines.append(f"[b]Bilan {b.at[11:19]}[/b] — {escape(b.nurse)} ({escape(b.site)})")
+            lines.append(f"  Motif : {text(b.complaint)}")
+            if b.notes:
+                lines.append(f"  Notes : {text(b.notes)}")
+            lines.append(f"  Signes : {escape(', '.join(b.flags)) or 'aucun signalé'}")
+            if b.on_oxygen is not None:
+                lines.append(f"  Oxygène : {'oui' if b.on_oxygen else 'non (air ambiant)'}")
+            for title, items in (("Antécédents", b.history), ("Traitements", b.treatments),
+                                 ("Allergies", b.allergies)):  # fmt: skip
+                if items:
+                    lines.append(f"  DLU {title} : {text('; '.join(items))}")
+            if b.advance_directives:
+                lines.append(f"  DLU Directives anticipées : {text(b.advance_directives)}")
+            if b.palliative_care:
+                lines.append("  DLU : soins palliatifs")
+            lines.append("")
+        if not detail.bilans:
+            for t in detail.timeline:  # a bilan received from another centre (Hub Santé)
+                if t.kind == "bilan":
+                    lines.append(f"[b]Bilan {t.at[11:19]}[/b] (reçu: voir le compte rendu)")
         self.query_one("#bilan", Static).update("\n".join(lines) or "No bilan on this case.")
 
     def _render_video(self, detail: CaseDetail) -> None:
