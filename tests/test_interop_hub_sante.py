@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -500,7 +500,21 @@ def _bad_messages() -> dict[str, bytes]:
         change(data["createCaseHealth"])
         return json.dumps(data).encode()
 
+    def custom(case: dict) -> Callable[[dict], None]:  # type: ignore[type-arg]
+        def change(c: dict) -> None:  # type: ignore[type-arg]
+            entry = {"key": "samu.case", "label": "Dossier", "value": json.dumps(case)}
+            c["additionalInformation"] = {"customMap": [entry]}
+
+        return change
+
+    pid = good["createCaseHealth"]["patient"][0]["patientId"]
     return {
+        # The console's own customMap entry is checked like any message from outside.
+        "custom_impossible_news2": variant(custom({"news2": -7, "suggested_priority": "P0"})),
+        "custom_other_site_resident": variant(
+            custom({"site": "ehpad-les-lilas", "patients": {pid: "ehpad-les-tilleuls/res-0142"}})
+        ),
+        "custom_control_characters": variant(custom({"reasons": ["ok \x1b]0;T\x07\x1b[2J"]})),
         "wrong_code": variant(lambda c: c["qualification"]["details"].update(priority="P9")),
         "wrong_decision": variant(lambda c: c["decision"][0].update(decisionType="VITE")),
         "missing_required": variant(lambda c: c.pop("owner")),

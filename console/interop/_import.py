@@ -19,9 +19,9 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from console.cases import CASE_ID
 from console.ingest import Ingest, iso
@@ -31,7 +31,7 @@ from console.interop._models import CreateCaseHealth, InterventionReport
 from console.interop._rs_eda import CASE_KEY
 from console.interop._schemas import HubSanteSchemas, SchemaIssue
 from console.records import AuditContext, Store
-from protocols import KeyRing, Observation
+from protocols import KeyRing, Observation, has_control
 from protocols.vocab import is_valid_id
 
 _STATUS = {"CLASSE": "CLOTURE", "ARCHIVE": "CLOTURE"}
@@ -103,15 +103,68 @@ def parse_json(raw: bytes) -> object:
         raise HubSanteImportError("not JSON: nested too deeply") from None
 
 
+_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
+_Line = Annotated[str, Field(max_length=500)]
+
+
+class _CaseExtension(BaseModel):
+    """The console's own ``samu.case`` customMap entry (what our RS-EDA export writes so
+    that a round trip keeps the board's fields). It comes from another system, so every
+    value is checked as strictly as a device's message: a score outside its range, a
+    resident at another site, a control character is a refused message, not data."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    site: Annotated[str, Field(pattern=_ID)] | None = None
+    patients: dict[str, Annotated[str, Field(max_length=130)]] = Field(
+        default_factory=dict, max_length=64
+    )
+    sources: list[str] = Field(default_factory=list, max_length=8)
+    suggested_priority: Literal["P0", "P1", "P2", "P3", "NR"] | None = None
+    decided_priority: Literal["P0", "P1", "P2", "P3"] | None = None
+    news2: Annotated[int, Field(ge=0, le=20)] | None = None
+    qsofa: Annotated[int, Field(ge=0, le=3)] | None = None
+    reasons: list[_Line] = Field(default_factory=list, max_length=32)
+    implant_alerts: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]] = Field(
+        default_factory=list, max_length=32
+    )
+
+    @model_validator(mode="after")
+    def _checked(self) -> _CaseExtension:
+        for text in [*self.reasons, *self.patients.values(), *self.patients]:
+            if has_control(text):
+                raise ValueError(f"a control character in {text[:40]!r}")
+        for rid in self.patients.values():
+            site, _, ref = rid.partition("/")
+            if not (re.match(_ID, site) and re.match(_ID, ref)):
+                raise ValueError(f"patients: {rid!r} is not a site/resident id")
+            if self.site is not None and site != self.site:
+                raise ValueError(f"patients: {rid!r} is not at the case's site {self.site!r}")
+        return self
+
+
 def _custom(content: dict[str, Any]) -> dict[str, Any]:
+    """The checked ``samu.case`` extension (empty when absent).
+
+    Raises:
+        HubSanteImportError: it is there but not what our export writes.
+    """
     for entry in content.get("additionalInformation", {}).get("customMap", []) or []:
         if entry.get("key") == CASE_KEY:
             try:
                 value = json.loads(entry.get("value", ""))
-            except ValueError:
-                return {}
-            return value if isinstance(value, dict) else {}
+                return _CaseExtension.model_validate(value).model_dump(exclude_none=True)
+            except (ValueError, ValidationError) as exc:
+                raise HubSanteImportError(f"customMap {CASE_KEY}: {_first(exc)}") from None
     return {}
+
+
+def _first(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        e = exc.errors()[0]
+        where = ".".join(str(p) for p in e["loc"])
+        return f"{where}: {e['msg']}" if where else str(e["msg"])
+    return str(exc)
 
 
 def _ts(text: str) -> float:
@@ -160,6 +213,7 @@ class HubSanteImporter:
         case_id = result.content.get("caseId", "")
         if not CASE_ID.fullmatch(case_id) or len(case_id) > 200:
             raise HubSanteImportError(f"caseId {case_id!r} does not match the RS-EDA pattern")
+        _custom(result.content)  # our own extension, checked before anything is written
         return result.kind, result.content, data
 
     def import_message(self, raw: bytes, *, source: str, who: AuditContext) -> ImportSummary:
