@@ -79,6 +79,13 @@ class DevTools:
         except TimeoutError:
             return
 
+    def requested(self) -> list[str]:
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+
     def websocket_text(self) -> str:
         out = []
         for e in self.events:
@@ -92,7 +99,7 @@ class DevTools:
         return "".join(out)
 
 
-async def _look(chromium: str, url: str, profile: Path) -> tuple[str, bool, bytes]:
+async def _look(chromium: str, url: str, profile: Path) -> tuple[str, bool, bytes, list[str]]:
     port = free_port()
     browser = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -125,7 +132,8 @@ async def _look(chromium: str, url: str, profile: Path) -> tuple[str, bool, byte
                 if drawn and "connexion" in tools.websocket_text():
                     break
             shot = await tools.call("Page.captureScreenshot", format="png")
-            return tools.websocket_text(), drawn, base64.b64decode(shot["data"])
+            return (tools.websocket_text(), drawn, base64.b64decode(shot["data"]),
+                    tools.requested())  # fmt: skip
     finally:
         browser.terminate()
         try:
@@ -147,8 +155,9 @@ def test_the_station_served_to_a_browser_draws_its_login_screen(tmp_path: Path) 
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        assert "textual" in wait_http(f"http://127.0.0.1:{port}/").lower()
-        received, drawn, png = asyncio.run(
+        page = wait_http(f"http://127.0.0.1:{port}/")
+        assert "textual" in page.lower() and "googleapis" not in page
+        received, drawn, png, requested = asyncio.run(
             _look(chromium, f"http://127.0.0.1:{port}/", tmp_path / "profile")
         )
     finally:
@@ -158,3 +167,6 @@ def test_the_station_served_to_a_browser_draws_its_login_screen(tmp_path: Path) 
     assert drawn, "the page never started drawing the terminal"
     assert "connexion" in received and SITE in received, received[-2000:]
     assert png.startswith(b"\x89PNG") and len(png) > 10_000  # a drawn page, not a blank one
+    # The station's page asks nothing of anyone but the station (no fonts from the web).
+    outside = [u for u in requested if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1"))]
+    assert requested and outside == []

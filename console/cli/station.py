@@ -19,6 +19,7 @@ import argparse
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,8 +117,25 @@ def _serve(args: argparse.Namespace) -> int:
     for spec in args.serial:
         argv += ["--serial", spec]
     print(f"samu station: serving on http://127.0.0.1:{args.port} (ctrl+c stops)", file=sys.stderr)
-    Server(shlex.join(argv), host="127.0.0.1", port=args.port, title="SAMU — station").serve()
+    with tempfile.TemporaryDirectory(prefix="samu-serve-") as templates:
+        _local_page(Path(templates))
+        Server(shlex.join(argv), host="127.0.0.1", port=args.port, title="SAMU — station",
+               templates_path=templates).serve()  # fmt: skip
     return EXIT_OK
+
+
+def _local_page(folder: Path) -> None:
+    """textual-serve's page without its one outside request (a Google Fonts stylesheet):
+    an EHPAD station's browser must not tell a third party when a nurse works. The page
+    is the installed package's own, so it follows textual-serve's upgrades."""
+    import re
+
+    import textual_serve
+
+    page = Path(textual_serve.__file__).parent / "templates" / "app_index.html"
+    html = re.sub(r"<link(?:(?!>).)*fonts\.googleapis\.com(?:(?!>).)*>\s*", "",
+                  page.read_text(encoding="utf-8"), flags=re.S)  # fmt: skip
+    (folder / "app_index.html").write_text(html, encoding="utf-8")
 
 
 def _backend(services: Services, broker: BrokerConfig | None) -> tuple[Backend, Any]:
