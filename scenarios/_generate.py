@@ -10,6 +10,7 @@ resident's physiology, so the same arguments always write the same file.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 
@@ -40,6 +41,10 @@ def parse_fleet(text: str) -> tuple[int, int]:
     return sites, devices
 
 
+MAX_RATE_HZ = 10.0
+MAX_DURATION_S = 7 * 86_400.0
+
+
 def generate_load(
     sites: int, devices: int, *, rate_hz: float = 1.0, duration: str | float = "10m", seed: int = 0
 ) -> str:
@@ -48,13 +53,20 @@ def generate_load(
     Raises:
         ValueError: a non-positive rate or duration, a negative seed.
     """
-    if rate_hz <= 0:
-        raise ValueError("--rate must be positive (readings per second per device)")
+    # Bounds a replay can honour: a device reads at most 10 times a second (the fastest
+    # profile here is 1 Hz), and a generated run lasts at most a week of simulated time.
+    if not math.isfinite(rate_hz) or not 0 < rate_hz <= MAX_RATE_HZ:
+        raise ValueError(
+            f"--rate {rate_hz:g}: give readings per second per device, above 0 and at most "
+            f"{MAX_RATE_HZ:g}"
+        )
     if seed < 0:
         raise ValueError("--seed must not be negative")
     seconds = parse_seconds(duration)
-    if seconds <= 0:
-        raise ValueError("--duration must be positive")
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_DURATION_S:
+        raise ValueError(
+            f"--duration {duration}: give a positive duration of at most 7 days (e.g. 10m, 2h)"
+        )
     rng = random.Random(seed)
     kinds, formats = [], []
     for _ in range(devices):

@@ -86,3 +86,19 @@ def test_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--speed" in capsys.readouterr().err
     assert main(["replay", "no-such-scenario"]) == EXIT_USAGE
     assert "no such file, nor a library scenario" in capsys.readouterr().err
+
+
+def test_bad_reports_and_loads_are_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", "quiet-night", "--headless", "--junit", "/nonexistent/r.xml"]) == 2
+    assert "cannot write in /nonexistent" in capsys.readouterr().err
+    assert main(["replay", "quiet-night", "--headless", "--junit", str(tmp_path)]) == 2
+    assert "a directory" in capsys.readouterr().err
+    out = tmp_path / "g.toml"
+    for rate in ("nan", "inf", "1e9", "0"):
+        assert main(["replay", "--generate", "2x2", "--rate", rate, "--write", str(out)]) == 2
+        assert f"--rate {float(rate):g}" in capsys.readouterr().err
+    assert main(["replay", "--generate", "2x2", "--duration", "9999h", "--write", str(out)]) == 2
+    assert "at most 7 days" in capsys.readouterr().err
+    assert not out.exists()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -128,6 +129,12 @@ def _replay(args: argparse.Namespace) -> int:
         raise UsageError("give scenario FILE(s), a capture file, or --generate SITESxDEVICES")
     if args.mqtt and args.transport != "mqtt":
         raise UsageError("--mqtt goes with --transport mqtt")
+    if args.junit is not None:  # said now, not after a run of minutes
+        folder = args.junit.parent if str(args.junit.parent) else Path(".")
+        if args.junit.is_dir():
+            raise UsageError(f"--junit {args.junit}: a directory (give a file name)")
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise UsageError(f"--junit {args.junit}: cannot write in {folder}")
     captures = [Path(f) for f in args.files if scenarios.is_capture(Path(f))]
     if captures:
         if len(args.files) != 1 or generated is not None:
