@@ -366,6 +366,8 @@ async def _first(waiter: asyncio.Future[Any], tasks: list[asyncio.Task[None]]) -
     """Until ``waiter`` is done; a recording task that failed first raises its error."""
     done, _ = await asyncio.wait({waiter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter  # retrieved: no "exception was never retrieved" after a failure
     for task in tasks:
         if task in done and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

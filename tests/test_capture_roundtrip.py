@@ -166,3 +166,21 @@ def test_truncated_or_edited_capture_is_refused(
     assert main(["replay", str(bad)]) == EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and str(bad) in err
+
+
+def test_a_capture_that_cannot_start_leaves_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from console.cli._main import main
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "c.cap"
+    argv = ["capture", "--out", str(out), "--mqtt", f"mqtt://127.0.0.1:{port}", "--seconds", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nothing recorded, no file written" in err and "never retrieved" not in err
+    assert not out.exists()

@@ -98,6 +98,11 @@ def _capture(args: argparse.Namespace) -> int:
             asyncio.run(main(writer))
         except scenarios.CaptureError as exc:
             writer.close()  # what was recorded stays usable: nothing lost
+            if writer.records == 0:
+                # Nothing was recorded: no file left behind to refuse the retry with.
+                fh.close()
+                out.unlink(missing_ok=True)
+                raise UsageError(f"{exc} (nothing recorded, no file written)") from None
             raise UsageError(f"{exc} ({writer.records} record(s) kept in {out})") from None
         writer.close()
     print(f"captured {writer.records} record(s) to {out}", flush=True)
