@@ -8,6 +8,7 @@ on fixed sleeps.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -193,6 +194,16 @@ async def test_a_case_opens_with_its_tabs_and_the_compte_rendu_is_signed(world) 
         ))  # fmt: skip
         await pilot.press("s")
         await wait_for(pilot, lambda: report.report_id is not None)
+        # The compte rendu's case for other systems: FHIR R4 and Hub Santé RS-EDA.
+        folder = services.db_path.resolve().parent / "exports"
+        stem = f"compte-rendu-{report.case_id.rsplit('.', 1)[-1]}"
+        await pilot.press("f", "x")
+        await wait_for(pilot, lambda: (folder / f"{stem}.fhir.json").exists()
+                       and (folder / f"{stem}.rs-eda.json").exists())  # fmt: skip
+        bundle = json.loads((folder / f"{stem}.fhir.json").read_text())
+        assert bundle["resourceType"] == "Bundle" and bundle["type"] == "document"
+        eda = json.loads((folder / f"{stem}.rs-eda.json").read_text())
+        assert eda["createCaseHealth"]["caseId"] == report.case_id
         assert services.store.fetchone(
             "SELECT 1 FROM audit_events WHERE action LIKE 'report.sign%' AND object = ?",
             (f"case:{report.case_id}",),

@@ -249,6 +249,15 @@ class LockPolicy(_Model):
     reauth_h: float
 
 
+class ExportReply(_Model):
+    """A case exported for another system (console.interop), as text to save."""
+
+    case_id: str
+    format: Literal["fhir", "rs-eda"]
+    media_type: str
+    text: str
+
+
 class CompteRenduReply(_Model):
     case_id: str
     markdown: str
@@ -833,6 +842,43 @@ class RegulationService:
         return CompteRenduReply(
             case_id=case_id, markdown=render_markdown(report), report=report, report_id=report_id
         )
+
+    def _export(self, session: Session, case_id: str, fmt: str) -> ExportReply:
+        from console.cases import default_dir
+        from console.interop import export_rs_eda, fhir_bundle, load_case, load_schemas
+
+        services = self._services
+        rows = self._rows("WHERE case_id = ?", (case_id,))
+        if not rows:
+            raise KeyError(f"no case {case_id!r}")
+        auth = services.accounts.authorize(
+            session, Action.CLINICAL_READ, Target(f"case:{case_id}", site=rows[0].site)
+        )
+        data = load_case(services.store, services.accounts, services.master_key, case_id)
+        if fmt == "fhir":
+            text, media = fhir_bundle(data, identity=False), "application/fhir+json"
+        elif fmt == "rs-eda":
+            directory = services.settings.hub_sante_dir or default_dir()
+            message = {"createCaseHealth": export_rs_eda(data, directory, identity=False).wire()}
+            result = load_schemas(directory.resolve()).validate(message)
+            if not result.ok:  # never hand out a message the hub would refuse
+                raise ValueError("; ".join(str(i) for i in result.issues[:5]))
+            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+            media = "application/json"
+        else:
+            raise ValueError(f"format {fmt!r}: fhir or rs-eda")
+        services.accounts.audit(
+            session, "report.export", f"case:{case_id}", detail={"format": fmt},
+            role=auth.role, purpose=auth.purpose,
+        )  # fmt: skip
+        return ExportReply(case_id=case_id, format=fmt, media_type=media, text=text)
+
+    async def export_compte_rendu(self, session: Session, case_id: str, fmt: str) -> ExportReply:
+        """The case as a FHIR R4 document Bundle (``fhir``) or a Hub Santé RS-EDA message
+        validated against the official schemas (``rs-eda``), without identity traits
+        (``clinical.read``; audited as ``report.export``)."""
+        reply: ExportReply = await self._call(self._export, session, case_id, fmt)
+        return reply
 
     async def compte_rendu(
         self, session: Session, case_id: str, *, sign: bool = False

@@ -549,15 +549,21 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
 
 
 class ReportScreen(_SamuScreen, Screen[None]):
-    """The compte rendu: preview, sign (s), export as Markdown (e)."""
+    """The compte rendu: preview, sign (s), export as Markdown (e), FHIR (f), RS-EDA (x)."""
 
     BINDINGS = [
         Binding("s", "sign", "Signer", id="report.sign"),
         Binding("e", "export", "Exporter (Markdown)", id="report.export"),
+        Binding("f", "export_as('fhir')", "FHIR", id="report.export_fhir"),
+        Binding("x", "export_as('rs-eda')", "RS-EDA", id="report.export_rs_eda"),
         Binding("escape", "app.pop_screen", "Retour", id="report.back"),
     ]
 
-    HELP = "Preview of the compte rendu. s signs it (needs an unlocked session), e exports it."
+    HELP = (
+        "Preview of the compte rendu. s signs it (needs an unlocked session and a decision);"
+        " e exports it as Markdown, f as a FHIR R4 Bundle, x as a Hub Santé RS-EDA message"
+        " (no identity traits in either), into exports/ beside the database."
+    )
 
     def __init__(self, case_id: str) -> None:
         super().__init__()
@@ -601,13 +607,31 @@ class ReportScreen(_SamuScreen, Screen[None]):
             return
         self._load(sign=True)
 
+    def _save(self, name: str, text: str) -> Path:
+        folder = Path(self.samu.backend.services.db_path).resolve().parent / "exports"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
     def action_export(self) -> None:
         if not self.markdown:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        folder = Path(self.samu.backend.services.db_path).resolve().parent / "exports"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        path = folder / f"compte-rendu-{short_case(self.case_id)}.md"
-        path.write_text(self.markdown, encoding="utf-8")
-        path.chmod(0o600)
+        path = self._save(f"compte-rendu-{short_case(self.case_id)}.md", self.markdown)
         self.notify(f"Exported to {path}")
+
+    @work(exclusive=True, exit_on_error=False, group="report-export")
+    async def action_export_as(self, fmt: str) -> None:
+        samu = self.samu
+        api = await samu.wait_api()
+        assert samu.session is not None
+        try:
+            reply = await api.export_compte_rendu(samu.session, self.case_id, fmt)
+        except Exception as exc:
+            self.notify(f"Export {fmt} refused: {exc}", severity="error", markup=False)
+            return
+        suffix = "fhir.json" if fmt == "fhir" else "rs-eda.json"
+        path = self._save(f"compte-rendu-{short_case(self.case_id)}.{suffix}", reply.text)
+        self.notify(f"Exported to {path}", markup=False)
