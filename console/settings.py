@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,9 @@ class SettingsError(ValueError):
 class TriageSettings(BaseModel):
     """Triage engine knobs (the policy itself is data: ``console/triage/policy_v1.toml``)."""
 
+    # A mistyped key or an infinite number is an error, said (not a default, silently).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
     freshness_s: float = Field(
         900.0, gt=0, description="Values older than this are stale and leave the score."
     )
@@ -70,6 +73,9 @@ class TriageSettings(BaseModel):
 
 class ConsoleSettings(BaseModel):
     """The Textual apps."""
+
+    # A mistyped key or an infinite number is an error, said (not a default, silently).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     lock_idle_s: float = Field(
         60.0, gt=0, description="Idle time before the privacy lock hides identities."
@@ -90,6 +96,9 @@ class ConsoleSettings(BaseModel):
 class MqttSettings(BaseModel):
     """The broker. ``mqtt://[user@]host:port`` or ``mqtts://…``; the password is the
     top-level ``mqtt_password`` setting (``SAMU_MQTT_PASSWORD``), never in the URL."""
+
+    # A mistyped key or an infinite number is an error, said (not a default, silently).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     url: str | None = Field(
         None,
@@ -122,6 +131,9 @@ class MqttSettings(BaseModel):
 
 class HubSettings(BaseModel):
     """``samu hub``: ingest and its limits."""
+
+    # A mistyped key or an infinite number is an error, said (not a default, silently).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     batch_max: int = Field(500, ge=1, description="Largest batch of messages committed at once.")
     batch_wait_s: float = Field(

@@ -195,6 +195,19 @@ def test_a_bad_configuration_is_one_line_for_every_command(
     assert main(args) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "SAMU_TRIAGE__FRESHNESS_S" in err and len(err.strip().splitlines()) == 1
+    # Infinity and a mistyped key are refused the same way, not silently dropped.
+    monkeypatch.setenv("SAMU_TRIAGE__FRESHNESS_S", "1e400")
+    assert main(args) == EXIT_USAGE
+    assert "finite number" in capsys.readouterr().err
+    monkeypatch.delenv("SAMU_TRIAGE__FRESHNESS_S")
+    monkeypatch.setenv("SAMU_TRIAGE__FRESHNES_S", "600")
+    assert main(args) == EXIT_USAGE
+    assert "triage.freshnes_s" in capsys.readouterr().err
+    monkeypatch.delenv("SAMU_TRIAGE__FRESHNES_S")
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[triage]\nfreshnes_s = 600\n")
+    assert main([*args, "--config", str(typo)]) == EXIT_USAGE
+    assert "triage.freshnes_s" in capsys.readouterr().err
 
 
 def test_verify_with_a_broker_says_what_its_retained_checkpoint_showed(
