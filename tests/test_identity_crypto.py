@@ -108,3 +108,23 @@ def test_blind_index_keyed_and_discriminating() -> None:
     assert ring.blind_index("DUPONT") != ring.blind_index("DUPOND")
     assert ring.blind_index("DUPONT") != MasterKeyRing(os.urandom(32)).blind_index("DUPONT")
     assert normalise_name("Jean-Pierre  de la Tour") == "JEAN PIERRE DE LA TOUR"
+
+
+def test_a_master_key_file_that_is_no_key_is_said_so_not_chmodded(tmp_path) -> None:
+    import os
+
+    import pytest
+
+    from console.crypto import MasterKeyError, load_master_key
+
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n")
+    os.chmod(text, 0o644)
+    with pytest.raises(MasterKeyError) as refused:
+        load_master_key(tmp_path / "samu.db", key_file=text, create=False)
+    assert "is not a 32-byte key" in str(refused.value) and "chmod" not in str(refused.value)
+    key = tmp_path / "samu.db.key"
+    key.write_bytes(os.urandom(32))
+    os.chmod(key, 0o644)
+    with pytest.raises(MasterKeyError, match="chmod 600"):  # a real key: the advice holds
+        load_master_key(tmp_path / "samu.db", key_file=key, create=False)

@@ -86,13 +86,16 @@ def load_master_key(
         except OSError as exc:
             raise MasterKeyError(f"cannot create master key file {path}: {exc}") from exc
     try:
+        raw = path.read_bytes() if path.is_file() else b""
+        # What the file is comes first: "chmod 600" is advice for a key file only (told
+        # of /etc/passwd, it would have been a harmful one).
+        key_bytes = _decode(raw, str(path))
         check_private(path)
-        raw = path.read_bytes()
     except PrivateFileError as exc:
         raise MasterKeyError(str(exc)) from exc
     except OSError as exc:
         raise MasterKeyError(f"cannot read master key file {path}: {exc}") from exc
-    return _decode(raw, str(path))
+    return key_bytes
 
 
 def derive_key(master: bytes, purpose: str, salt: bytes | None = None, length: int = 32) -> bytes:
