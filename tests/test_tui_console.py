@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from textual.command import CommandPalette
 from textual.widgets import Input, Select, Static
 
 import scenarios
@@ -194,6 +195,7 @@ async def test_a_case_opens_with_its_tabs_and_the_compte_rendu_is_signed(world) 
         ))  # fmt: skip
         await pilot.press("s")
         await wait_for(pilot, lambda: report.report_id is not None)
+        assert f"Signé : {report.report_id} par {app.session.user_id}" in report.markdown
         # The compte rendu's case for other systems: FHIR R4 and Hub Santé RS-EDA.
         folder = services.db_path.resolve().parent / "exports"
         stem = f"compte-rendu-{report.case_id.rsplit('.', 1)[-1]}"
@@ -234,6 +236,10 @@ async def test_the_lock_masks_identities_but_alarms_still_ring(world) -> None:
         assert residents
         on_screen = app.export_screenshot()
         assert not [r for r in residents if r in on_screen], "an identity shows while locked"
+        # No way around the lock: the command palette stays closed.
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        assert not CommandPalette.is_open(app)
         await pilot.press(*"wrong password", "enter")
         await wait_for(
             pilot, lambda: "Refused" in str(app.screen.query_one("#unlock-msg").render())

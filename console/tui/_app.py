@@ -299,14 +299,27 @@ class RegulationApp(SamuApp):
             return
         self.push_screen(AuditScreen())
 
+    def action_command_palette(self) -> None:
+        # Locked, the console offers the unlock bar and nothing else: no screen may be
+        # reached around the lock, even one that shows no identity.
+        if self.locked:
+            self.notify("The console is locked: unlock it first.", severity="warning")
+            return
+        super().action_command_palette()
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if self.session is None:
+        if self.session is None or self.locked:
             return
-        yield SystemCommand("Lock the console", "Mask identities now (ctrl+l)", self.action_lock)
-        yield SystemCommand("Log out", "End this session (ctrl+d)", self.action_logout)
-        yield SystemCommand("Devices", "Every device, battery, errors (v)", self.show_devices)
-        yield SystemCommand("Audit", "Trail, verification, incidents (u)", self.show_audit)
+        bound = {b.action for b in getattr(screen, "BINDINGS", []) if isinstance(b, Binding)}
+        for actions, title, help_text, run_it in (
+            ({"app.lock"}, "Verrouiller", "Mask identities now (ctrl+l)", self.action_lock),
+            ({"app.logout"}, "Déconnexion", "End this session (ctrl+d)", self.action_logout),
+            ({"devices"}, "Dispositifs", "Every device, battery, errors (v)", self.show_devices),
+            ({"audit"}, "Audit", "Trail, verification, incidents (u)", self.show_audit),
+        ):
+            if not actions & bound:  # the screen's own key already lists it once
+                yield SystemCommand(title, help_text, run_it)
         for binding in getattr(screen, "BINDINGS", []):
             if isinstance(binding, Binding) and binding.description and binding.show:
                 action = binding.action

@@ -592,8 +592,15 @@ class ReportScreen(_SamuScreen, Screen[None]):
         except Exception as exc:
             status.update(f"Compte rendu — {'signing' if sign else 'preview'} refused: {exc}")
             return
-        self.markdown = reply.markdown
-        await self.query_one("#report", Markdown).update(reply.markdown)
+        markdown = reply.markdown
+        if sign and reply.report_id:
+            # What is exported says it was signed, by whom and when, as the CLI prints.
+            when = datetime.now(UTC).isoformat(timespec="seconds")
+            markdown += (
+                f"\n\n---\n\nSigné : {reply.report_id} par {samu.session.user_id} ({when})\n"
+            )
+        self.markdown = markdown
+        await self.query_one("#report", Markdown).update(markdown)
         if sign:
             self.report_id = reply.report_id
             status.update(f"Compte rendu signé — {reply.report_id}")
