@@ -24,7 +24,7 @@ class DevicesScreen(_SamuScreen, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#devices", DataTable).add_columns(
@@ -69,7 +69,7 @@ class AuditScreen(_SamuScreen, Screen[None]):
         yield Static("", id="incidents")
         yield Input(placeholder="rechercher dans la trace (acteur, action, objet)", id="search")
         yield DataTable(id="trail", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#trail", DataTable).add_columns(

@@ -161,7 +161,7 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         yield AlarmBanner(id="alarms")
         yield BoardTable(id="board", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#board", DataTable)

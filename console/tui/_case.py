@@ -130,7 +130,7 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
                 yield Static("", id="triage", markup=False)
             with TabPane("Trail", id="tab-trail"):
                 yield DataTable(id="trail", cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#implant", DataTable).add_columns("Heure", "Événement", "Détail")
@@ -576,7 +576,7 @@ class ReportScreen(_SamuScreen, Screen[None]):
         yield Static(f"Compte rendu — affaire {short_case(self.case_id)}", id="report-status")
         with VerticalScroll():
             yield Markdown("Chargement…", id="report")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._load(sign=False)

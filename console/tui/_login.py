@@ -69,7 +69,7 @@ class LoginScreen(Screen[Session]):
                 demo.border_title = "DEMO"
                 yield demo
             yield Static("\n".join(backend.notes), id="notes")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#user", Input).focus()

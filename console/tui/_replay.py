@@ -86,7 +86,7 @@ class ReplayApp(App[None]):
             yield DataTable(id="board", cursor_type="row", zebra_stripes=True)
             yield RichLog(id="verdicts", markup=False, wrap=True)
             yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#board", DataTable)

@@ -240,7 +240,7 @@ acknowledgement and decision appear at the bottom.
                     yield Button("Envoyer le bilan (ctrl+s)", id="send", variant="primary")
                 yield Static("", id="status")
                 yield DataTable(id="replies", cursor_type="none")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#residents", DataTable).add_columns("Résident", "Nom")
