@@ -436,3 +436,26 @@ async def test_the_bilan_tab_shows_why_the_nurse_called_and_the_dlu(world) -> No
         await wait_for(pilot, lambda: bilan.complaint not in str(
             case.query_one("#bilan", Static).render()))  # fmt: skip
         await wait_for(pilot, lambda: app.screen.query("#unlock-password"))
+
+
+async def test_one_rise_rings_once_however_it_reaches_the_board(world) -> None:
+    """The delta that carries an alarm and a re-read of the board that already shows the
+    new priority are the same event: one bell, one banner line."""
+    services, _ = world
+    app = make_app(services)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 45)) as pilot:
+        board = await sign_in(pilot, app, person(services, "regulateur"))
+        target = board.model.ordered()[-1].case_id
+        api = app.backend.api
+        assert api is not None
+        rise = CaseEvent("priority_changed", target, None, time.time(),
+                         {"to": "P0", "reasons": ["one rise"]})  # fmt: skip
+        api.publish([rise])
+        await wait_for(pilot, lambda: len(bells) == 1)
+        api.publish([rise])  # the same rise seen a second time
+        board.raise_alarm(board.alarms[0])
+        await pilot.pause(0.3)
+        assert len(bells) == 1
+        assert sum("one rise" in a.reasons for a in board.alarms) == 1

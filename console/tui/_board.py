@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from console.services import Alarm, BoardRow
-from console.tui._board_model import BoardModel, priority_of
+from console.tui._board_model import RANK, BoardModel, priority_of
 from console.tui._format import MASK, age, badge, news2_text, short_case, stale
 
 if TYPE_CHECKING:
@@ -148,6 +148,8 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         self._ages_at = 0.0
         self._sorted_at = 0.0
         self._sort_now = False
+        #: Case → the priority its last alarm rang for (see raise_alarm).
+        self._alarmed: dict[str, str] = {}
 
     @property
     def samu(self) -> RegulationApp:
@@ -237,7 +239,20 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
                 self._render_banner()
 
     def raise_alarm(self, alarm: Alarm) -> None:
-        """One alarm: bell once, flash its row, keep it in the banner (never merged)."""
+        """One alarm: bell once, flash its row, keep it in the banner (never merged).
+
+        One rise is one alarm, however it reaches the board: the delta that carries it
+        and a re-read of the board that already shows the new priority would otherwise
+        ring twice for the same event. A case that fell below P1 and rises again is a
+        new alarm (the rise is new), and implant alerts are each their own."""
+        if alarm.kind == "priority":
+            for case_id in [c for c in self._alarmed if c not in self.model.rows
+                            or priority_of(self.model.rows[c]) not in ("P0", "P1")]:  # fmt: skip
+                del self._alarmed[case_id]  # fell below P1 (or closed): a rise is new again
+            seen = self._alarmed.get(alarm.case_id)
+            if seen is not None and RANK[alarm.priority] >= RANK[seen]:
+                return  # this rise already rang
+            self._alarmed[alarm.case_id] = alarm.priority
         self.alarms.insert(0, alarm)
         self.flash_until[alarm.case_id] = time.monotonic() + FLASH_S
         self._sort_now = True
