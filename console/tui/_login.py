@@ -28,8 +28,9 @@ class LoginScreen(Screen[Session]):
 
     CSS = """
     LoginScreen { align: center middle; }
-    #login { width: 64; height: auto; border: round $accent; padding: 1 2; }
+    #login { width: 64; height: auto; max-height: 100%; border: round $accent; padding: 0 2; }
     #login Input { margin-bottom: 1; }
+    #login Label { margin-bottom: 1; }
     #message { color: $error; height: auto; }
     #demo { border: round $warning; padding: 0 1; height: auto; margin-top: 1; }
     #notes { color: $text-muted; height: auto; }
@@ -60,9 +61,11 @@ class LoginScreen(Screen[Session]):
         backend = self.samu.backend
         with Vertical(id="login"):
             yield Label(f"[b]{self._title}[/b] — connexion")
-            yield Input(placeholder="identifiant (user id)", id="user")
-            yield Input(placeholder="mot de passe", password=True, id="password")
-            yield Input(placeholder="code TOTP (6 chiffres)", id="totp", max_length=8)
+            # One line per field, so the form and the demo box fit an 80x24 terminal.
+            yield Input(placeholder="identifiant (user id)", id="user", compact=True)
+            yield Input(placeholder="mot de passe", password=True, id="password", compact=True)
+            yield Input(placeholder="code TOTP (6 chiffres)", id="totp", max_length=8,
+                        compact=True)  # fmt: skip
             yield Static("", id="message")
             if backend.demo is not None:
                 demo = Static("", id="demo")
