@@ -142,11 +142,15 @@ class MqttSubscriber:
         """
         pending: deque[object] = deque()
         arrived = asyncio.Event()
+        full = asyncio.Event()  # a whole batch is waiting
+        batch_max = self.batch_max
 
         async def reader() -> None:
             async for message in client.messages:  # type: ignore[attr-defined]
                 pending.append(message)
                 arrived.set()
+                if len(pending) >= batch_max:
+                    full.set()
 
         reading = asyncio.create_task(reader(), name=f"{self.client_id}-reader")
         stopping = asyncio.create_task(self._stop.wait())
@@ -163,14 +167,12 @@ class MqttSubscriber:
                         reading.result()  # the connection died: raise its MqttError
                         return
                     continue
-                deadline = time.monotonic() + self.batch_wait_s
-                while len(pending) < self.batch_max and not reading.done():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    arrived.clear()
+                # Let the batch fill for up to batch_wait_s: one wait for the window
+                # (woken early by a full batch), not one wake-up per message arriving.
+                if len(pending) < batch_max and not reading.done():
+                    full.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(arrived.wait(), timeout=left)
+                        await asyncio.wait_for(full.wait(), timeout=self.batch_wait_s)
                 batch = [pending.popleft() for _ in range(min(len(pending), self.batch_max))]
                 now = time.time()
                 received = [

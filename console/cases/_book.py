@@ -517,10 +517,10 @@ class CaseBook:
 
     # ------------------------------------------------------------------ the tick
 
-    def _inputs(self) -> tuple[TriageInputs, list[list[_Param]]]:
-        """The triage arrays of every resident, and per resident the parameters that
+    def _inputs(self, residents: Sequence[_Resident]) -> tuple[TriageInputs, list[list[_Param]]]:
+        """The triage arrays of ``residents``, and per resident the parameters that
         gave a value (their observation ids are read only for results recorded)."""
-        n = len(self._order)
+        n = len(residents)
         values: dict[str, list[Any]] = {
             p: [None] * n for p in (*_NUMERIC, "consciousness", "oxygen")
         }
@@ -528,7 +528,7 @@ class CaseBook:
         used: list[list[_Param]] = [[] for _ in range(n)]
         scale = np.ones(n, np.uint8)
         row_of = {p: k for k, p in enumerate(TRIAGE_PARAMETERS)}
-        for i, res in enumerate(self._order):
+        for i, res in enumerate(residents):
             scale[i] = res.spo2_scale
             for param, p in res.params.items():
                 got = p.value()
@@ -559,18 +559,55 @@ class CaseBook:
         inputs = TriageInputs(
             vitals=vitals,
             observed_at=at,
-            implant=np.array([r.implant_bits for r in self._order], np.uint16),
-            bilan=np.array([r.bilan_flags for r in self._order], np.uint8),
+            implant=np.array([r.implant_bits for r in residents], np.uint16),
+            bilan=np.array([r.bilan_flags for r in residents], np.uint8),
         )
         return inputs, used
 
     def tick(self, now: float) -> list[CaseEvent]:
         """Score every monitored resident at once; open, update and log what changed."""
-        if not self._order:
+        return self._score(self._order, np.arange(len(self._order)), now)
+
+    def triage_residents(self, rids: Iterable[str], now: float) -> list[CaseEvent]:
+        """Score only the residents ``rids`` (those a committed batch just touched), now.
+
+        The same scoring and hold as :meth:`tick`, restricted to those rows, so a value
+        crossing into P1/P0 reaches the board right after the batch that carried it was
+        committed instead of at the next tick (up to ``tick_s`` later). Only rises are
+        recorded here (see :meth:`_score`); each rise is its own result and its own
+        ``priority_changed`` event, as on the tick. The tick still scores everyone every
+        period: that is what records the other changes, ages values out of the
+        freshness window and lowers a held priority, none of which a message triggers.
+        The NEWS2 history is kept per minute (lowest and highest), so extra samples
+        inside a minute change nothing. Unknown ids are ignored; rows are scored in the
+        board's order (first seen first).
+        """
+        wanted = {self._residents[r].row for r in set(rids) if r in self._residents}
+        if not wanted:
             return []
-        inputs, used = self._inputs()
-        n = len(self._order)
-        rows = np.arange(n)
+        rows = np.array(sorted(wanted), dtype=np.intp)
+        return self._score([self._order[i] for i in rows.tolist()], rows, now, rises_only=True)
+
+    def _score(
+        self,
+        residents: Sequence[_Resident],
+        rows: np.ndarray,
+        now: float,
+        *,
+        rises_only: bool = False,
+    ) -> list[CaseEvent]:
+        """Score ``residents`` (their history rows ``rows``) and record what changed.
+
+        ``rises_only`` (after a batch): record a resident's result only when its
+        priority rises (or it is the resident's first); every other change — a NEWS2
+        point up or down at the same priority, a lowering under its hold — is left to
+        the tick, which records it within ``tick_s``. A busy bedside stream changes its
+        NEWS2 by a point every few messages: recorded after every batch, that would be
+        several results a second per resident where the tick writes one.
+        """
+        if not residents:
+            return []
+        inputs, used = self._inputs(residents)
         result = triage(
             inputs,
             self.policy,
@@ -586,7 +623,7 @@ class CaseBook:
         no_vitals = (result.scored.missing_mask() == ALL_PRESENT).tolist()
         events: list[CaseEvent] = []
         with self._store.transaction() as conn:
-            for i, res in enumerate(self._order):
+            for i, res in enumerate(residents):
                 has_score = names[i] != "NR" and not no_vitals[i]
                 suggestion = _Suggestion(
                     names[i],
@@ -614,6 +651,12 @@ class CaseBook:
                     continue
                 if last is None and suggestion.priority == "NR" and res.case_id is None:
                     res.last = suggestion
+                    continue
+                if (
+                    rises_only
+                    and last is not None
+                    and _RANK[suggestion.priority] >= _RANK[last.priority]
+                ):
                     continue
                 reasons = result.reasons(i)
                 if held:

@@ -20,6 +20,7 @@ flagged ``clock_skew``; a wrong clock never makes good data disappear.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -213,9 +214,16 @@ def _claimed(payload: bytes) -> tuple[str | None, str | None]:
     return (site, device) if ok else (None, None)
 
 
+@functools.lru_cache(maxsize=8192)
+def _parse_topic(topic: str) -> object:
+    """:func:`parse_topic`, remembered: a fleet publishes on the same few thousand
+    topics all day (the parsed topics are frozen; a refused one is not remembered)."""
+    return parse_topic(topic)
+
+
 def _topic_mismatch(topic: str, env: Envelope) -> str | None:
     try:
-        parsed = parse_topic(topic)
+        parsed = _parse_topic(topic)
     except TopicError as exc:
         return str(exc)
     match parsed:
@@ -310,9 +318,30 @@ class Ingest:
         Verification runs before the transaction (CPU only); the writes of the whole
         batch are one transaction. Raises only what the store raises (the batch is then
         not committed and must not be acknowledged).
+
+        Each message row is inserted on its own (its unique constraints decide whether
+        it is a duplicate); the observations of the whole batch are then one
+        ``executemany`` and the devices' counters one ``UPDATE`` per device, not per
+        message. The rows and their ids are what per-message writes in the same order
+        gave (observation ids are consecutive: one writer inside one transaction), and
+        the counters end the same: frames counted, the last message's arrival time and
+        state, the last battery level reported.
         """
         checked = [self._check(item) for item in items]
         outcomes: list[Outcome] = []
+        texts: dict[float, str] = {}
+
+        def text_of(ts: float) -> str:
+            got = texts.get(ts)
+            if got is None:
+                got = texts[ts] = iso(ts)
+            return got
+
+        obs_rows: list[tuple[object, ...]] = []
+        # (outcome slot, message row, checked item, resident, kept observations)
+        stored: list[tuple[int, int, _Checked, str | None, list[_Kept]]] = []
+        # (site, device) -> [messages, last seen, state, battery (last reported)]
+        counters: dict[tuple[str, str], tuple[int, str, str, int | None]] = {}
         with self._store.transaction() as conn:
             seen_ids: set[str] = set()
             for c in checked:
@@ -324,6 +353,7 @@ class Ingest:
                     outcomes.append(self._duplicate(conn, c))
                     continue
                 seen_ids.add(env.id)
+                received_text = text_of(c.item.received_ts)
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO ingest_messages (envelope_id, site, device, seq, kind,"
                     " source, received_at, sent_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -334,7 +364,7 @@ class Ingest:
                         env.seq,
                         env.kind,
                         c.item.source,
-                        iso(c.item.received_ts),
+                        received_text,
                         env.sent.isoformat(),
                         self.seal_raw(c.item.payload),
                     ),
@@ -343,7 +373,46 @@ class Ingest:
                     outcomes.append(self._duplicate(conn, c))
                     continue
                 msg_id = int(cur.lastrowid or 0)
-                outcomes.append(self._store_body(conn, msg_id, c))
+                resident, kept, battery, state = self._body(msg_id, c, obs_rows)
+                key = (env.site, env.device)
+                n, _, _, last_battery = counters.get(key, (0, "", "", None))
+                counters[key] = (
+                    n + 1,
+                    received_text,
+                    state,
+                    battery if battery is not None else last_battery,
+                )
+                stored.append((len(outcomes), msg_id, c, resident, kept))
+                outcomes.append(None)  # type: ignore[arg-type]  # filled in below
+            if obs_rows:
+                conn.executemany(
+                    "INSERT INTO observations (msg_id, site, resident, device, code, value, coded,"
+                    " unit, method, measured_at, observed_ts, clock_skew)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    obs_rows,
+                )
+                # One writer inside one transaction: the rows just inserted took
+                # consecutive ids ending at the last one (INTEGER PRIMARY KEY: max + 1).
+                obs_id = _last_rowid(conn) - len(obs_rows) + 1
+            else:
+                obs_id = 0
+            for slot, msg_id, c, resident, kept in stored:
+                observations = tuple(
+                    StoredObservation(obs_id + k, code, value, coded, when, skew, method)
+                    for k, (code, value, coded, when, skew, method) in enumerate(kept)
+                )
+                obs_id += len(kept)
+                self.stats.accepted += 1
+                self.stats.observations += len(observations)
+                outcomes[slot] = Accepted(
+                    msg_id, c.envelope, c.item.source, c.item.received_ts, resident, observations
+                )
+            if counters:
+                conn.executemany(
+                    "UPDATE devices SET frames = frames + ?, last_seen = ?, state = ?,"
+                    " battery_pct = coalesce(?, battery_pct) WHERE site = ? AND device = ?",
+                    [(*count, *key) for key, count in counters.items()],
+                )
             self._audit_batch(conn, outcomes)
         return outcomes
 
@@ -572,26 +641,31 @@ class Ingest:
         self.stats.duplicates += 1
         return Duplicate(env.site, env.device, env.id, c.item.source)
 
-    def _store_body(self, conn: sqlite3.Connection, msg_id: int, c: _Checked) -> Accepted:
+    def _body(
+        self, msg_id: int, c: _Checked, obs_rows: list[tuple[object, ...]]
+    ) -> tuple[str | None, list[_Kept], int | None, str]:
+        """What an accepted envelope's body holds: its resident, its observation rows
+        (appended to ``obs_rows``, kept for the outcome), the battery level and the
+        device state it reports."""
         env = c.envelope
         assert env is not None
         body = env.body
         received = c.item.received_ts
         resident: str | None = None
-        observations: tuple[StoredObservation, ...] = ()
+        kept: list[_Kept] = []
         battery: int | None = None
         state = "online"
         if isinstance(body, VitalsBody):
             resident = body.patient or self._patients.get((env.site, env.device))
-            observations = self._observations(
-                conn, msg_id=msg_id, env=env, resident=resident, body=body, received=received
+            kept = _observations(
+                obs_rows, msg_id=msg_id, env=env, resident=resident, body=body, received=received
             )
             if body.device_status is not None:
                 battery = body.device_status.battery_pct
         elif isinstance(body, BilanBody):
             resident = body.resident.resident
-            observations = self._observations(
-                conn, msg_id=msg_id, env=env, resident=resident, body=body, received=received
+            kept = _observations(
+                obs_rows, msg_id=msg_id, env=env, resident=resident, body=body, received=received
             )
         elif isinstance(body, ImplantBody):
             resident = body.patient or self._patients.get((env.site, env.device))
@@ -601,54 +675,43 @@ class Ingest:
                 state = "offline"
         elif isinstance(body, DeathBody):
             state = "offline"
-        conn.execute(
-            "UPDATE devices SET frames = frames + 1, last_seen = ?, state = ?,"
-            " battery_pct = coalesce(?, battery_pct) WHERE site = ? AND device = ?",
-            (iso(received), state, battery, env.site, env.device),
-        )
-        self.stats.accepted += 1
-        self.stats.observations += len(observations)
-        return Accepted(msg_id, env, c.item.source, received, resident, observations)
+        return resident, kept, battery, state
 
-    def _observations(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        msg_id: int,
-        env: Envelope,
-        resident: str | None,
-        body: VitalsBody | BilanBody,
-        received: float,
-    ) -> tuple[StoredObservation, ...]:
-        rows = []
-        kept = []
-        for o in body.observations:
-            measured = o.time.timestamp()
-            skew = not math.isfinite(measured) or abs(measured - received) > CLOCK_TOLERANCE_S
-            when = received if skew else measured
-            value = None if isinstance(o.value, str) else float(o.value)
-            coded = o.value if isinstance(o.value, str) else None
-            rows.append(
-                (msg_id, env.site, resident, env.device, o.code, value, coded, o.unit, o.method,
-                 o.time.isoformat(), when, int(skew))
-            )  # fmt: skip
-            kept.append((o, value, coded, when, skew))
-        if not rows:
-            return ()
-        conn.executemany(
-            "INSERT INTO observations (msg_id, site, resident, device, code, value, coded,"
-            " unit, method, measured_at, observed_ts, clock_skew)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        # One writer inside one transaction: the rows just inserted took consecutive ids
-        # ending at the last one (INTEGER PRIMARY KEY allocates max + 1).
-        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-        first = int(last) - len(rows) + 1
-        return tuple(
-            StoredObservation(first + k, o.code, value, coded, when, skew, o.method)
-            for k, (o, value, coded, when, skew) in enumerate(kept)
-        )
+
+#: An observation as kept for its outcome: (code, value, coded, observed at, skew, method).
+_Kept = tuple[str, float | None, str | None, float, bool, str]
+
+
+def _observations(
+    rows: list[tuple[object, ...]],
+    *,
+    msg_id: int,
+    env: Envelope,
+    resident: str | None,
+    body: VitalsBody | BilanBody,
+    received: float,
+) -> list[_Kept]:
+    """The observation rows of one message, appended to ``rows``; what each became."""
+    kept: list[_Kept] = []
+    # A message's observations usually share one time: format it once. Keyed with the
+    # offset too: equal instants in two offsets are equal datetimes, not equal texts.
+    texts: dict[tuple[datetime, object], str] = {}
+    for o in body.observations:
+        measured = o.time.timestamp()
+        skew = not math.isfinite(measured) or abs(measured - received) > CLOCK_TOLERANCE_S
+        when = received if skew else measured
+        value = None if isinstance(o.value, str) else float(o.value)
+        coded = o.value if isinstance(o.value, str) else None
+        key = (o.time, o.time.utcoffset())
+        measured_at = texts.get(key)
+        if measured_at is None:
+            measured_at = texts[key] = o.time.isoformat()
+        rows.append(
+            (msg_id, env.site, resident, env.device, o.code, value, coded, o.unit, o.method,
+             measured_at, when, int(skew))
+        )  # fmt: skip
+        kept.append((o.code, value, coded, when, skew, o.method))
+    return kept
 
 
 def _last_rowid(conn: sqlite3.Connection) -> int:

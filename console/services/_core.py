@@ -14,10 +14,11 @@ Both return :class:`~console.cases.CaseEvent` s (``case_opened``, ``priority_cha
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from console.cases import CaseBook, CaseEvent
+from console.cases import CaseBook, CaseEvent, resident_id
 from console.ingest import (
     Accepted,
     IncidentWatch,
@@ -67,6 +68,8 @@ class RegulationCore:
         )
         self.cases.restore(now)
         self.watch = IncidentWatch(services.store)
+        #: The latest time residents were scored at (tick or batch): never goes back.
+        self._scored_at = now
 
     def _bindings(self) -> dict[tuple[str, str], str | None]:
         return {(d.site, d.device): d.patient for d in self.services.devices.list()}
@@ -75,12 +78,42 @@ class RegulationCore:
         """Pick up enrolments made since start (``samu devices enrol`` on a live hub)."""
         self.ingest.set_keyring(self.services.devices.keyring(), self._bindings())
 
-    def receive(self, items: Sequence[Incoming]) -> Received:
-        """Verify, store and apply a batch (committed when this returns)."""
+    def receive(self, items: Sequence[Incoming], *, triage: bool = False) -> Received:
+        """Verify, store and apply a batch (committed when this returns).
+
+        With ``triage``, the residents the batch brought news of are also scored at
+        once (:meth:`~console.cases.CaseBook.triage_residents`), so a value crossing
+        into P1/P0 is on the board when the batch is, not at the next tick: that is
+        what ``samu hub`` does. Ingest, the case updates and those results are then
+        **one** transaction — one durable commit (``synchronous=FULL``) per batch
+        instead of three, and a failure anywhere leaves nothing of the batch stored,
+        so the unacknowledged batch comes back whole and is applied whole. Replays
+        call it without ``triage``: their results are recorded on the tick of the
+        virtual clock, as the library's expectations were written.
+        """
         if not items:
             return Received([])
-        outcomes = self.ingest.accept(items)
-        return self._applied(outcomes, max(i.received_ts for i in items))
+        now = max(i.received_ts for i in items)
+        if not triage:
+            return self._applied(self.ingest.accept(items), now)
+        with self.services.store.transaction():
+            got = self._applied(self.ingest.accept(items), now)
+            events = self._triage_touched(got.outcomes, now)
+        return Received(got.outcomes, got.events + events) if events else got
+
+    def _triage_touched(self, outcomes: Sequence[Outcome], now: float) -> list[CaseEvent]:
+        """Score the residents accepted messages or frames were about (see :meth:`receive`)."""
+        touched = {
+            resident_id(o.site, o.resident)
+            for o in outcomes
+            if isinstance(o, Accepted) and o.resident is not None
+        }
+        if not touched:
+            return []
+        # Never before the last tick: a batch formed just before a tick ran is
+        # committed after it, and the timeline stays in order.
+        self._scored_at = max(self._scored_at, now)
+        return self.cases.triage_residents(touched, self._scored_at)
 
     def _incidents(self, raised: Sequence[RaisedIncident], now: float) -> list[CaseEvent]:
         if not raised:  # the usual case: no need to list the open cases
@@ -104,12 +137,24 @@ class RegulationCore:
             events.append(CaseEvent("incident", case_id, None, now, detail))
         return events
 
-    def receive_frames(self, source: SerialSource, items: Sequence[object], now: float) -> Received:
-        """What a serial reader decoded: stored, applied, incidents raised."""
-        return self._applied(self.ingest.accept_frames(source, items, now), now)
+    def receive_frames(
+        self, source: SerialSource, items: Sequence[object], now: float, *, triage: bool = False
+    ) -> Received:
+        """What a serial reader decoded: stored, applied, incidents raised (``triage``:
+        as for :meth:`receive`, in one commit)."""
+        if not triage:
+            return self._applied(self.ingest.accept_frames(source, items, now), now)
+        with self.services.store.transaction():
+            got = self._applied(self.ingest.accept_frames(source, items, now), now)
+            events = self._triage_touched(got.outcomes, now)
+        return Received(got.outcomes, got.events + events) if events else got
 
     def receive_lines(
-        self, lines: Sequence[tuple[SerialSource, Sequence[object]]], now: float
+        self,
+        lines: Sequence[tuple[SerialSource, Sequence[object]]],
+        now: float,
+        *,
+        triage: bool = False,
     ) -> list[Received]:
         """What several serial readers decoded at ``now``, stored in one commit.
 
@@ -118,13 +163,20 @@ class RegulationCore:
         and the case book applies them in one transaction: a host draining 1 000
         bedside lines a second pays two commits instead of two thousand. Returns one
         :class:`Received` per line; the case events of the whole batch (frames open no
-        case, so there are rarely any) come with the first line.
+        case, so there are rarely any) come with the first line. ``triage``: as for
+        :meth:`receive` (one commit; a rise is on the board with the batch), its events
+        with the first line too.
         """
         if not any(items for _, items in lines):
             return [Received([]) for _ in lines]
-        per_line = self.ingest.accept_lines(lines, now)
-        accepted = [o for outcomes in per_line for o in outcomes if isinstance(o, Accepted)]
-        events = self.cases.apply(accepted, now) if accepted else []
+        with contextlib.ExitStack() as stack:
+            if triage:
+                stack.enter_context(self.services.store.transaction())
+            per_line = self.ingest.accept_lines(lines, now)
+            accepted = [o for outcomes in per_line for o in outcomes if isinstance(o, Accepted)]
+            events = self.cases.apply(accepted, now) if accepted else []
+            if triage:
+                events += self._triage_touched(accepted, now)
         out = []
         for outcomes in per_line:
             out.append(Received(outcomes, [*events, *self._aftermath(outcomes, now)]))
@@ -169,4 +221,5 @@ class RegulationCore:
 
     def tick(self, now: float) -> list[CaseEvent]:
         """The triage tick (default every second)."""
+        self._scored_at = max(self._scored_at, now)
         return self.cases.tick(now)

@@ -6,6 +6,16 @@ checkpoint and the retained-checkpoint publisher. Every call into the core — a
 batch, a tick — runs on **one** worker thread (the single writer), so the case book's
 state is never touched by two threads and the loop never blocks on SQLite.
 
+Latency of an alarm (issue 14): a batch is verified, stored, applied to the cases *and*
+its residents triaged in one transaction (``RegulationCore.receive(..., triage=True)``),
+so a value crossing into P1/P0 is on the board stream as soon as its batch is
+committed, not at the next tick; the tick keeps the rest (freshness, de-escalation,
+routine changes). One durable commit per batch (``synchronous=FULL`` is kept: these
+are health records, and a PUBACK promises the message is on disk); under load the
+batches grow by themselves (what arrived while the writer was busy, up to
+``hub.batch_max``), so the commit cost is shared by more messages. Serial lines are
+group-committed the same way (:meth:`Hub._on_frames`).
+
 Each :class:`~console.cases.CaseEvent` is logged as one JSON object per line on stdout
 (``event``: ``started``, ``case_opened``, ``priority_changed``, ``implant_alert``,
 ``quarantined``, ``incident``, ``stopped`` …). SIGINT/SIGTERM stop it: the batch in hand
@@ -21,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TextIO
 
 from console.ingest import Incoming, Quarantined, SerialReader, SerialSource, iso
@@ -53,6 +64,9 @@ class Hub:
         self._inbox: asyncio.Queue[Received] = asyncio.Queue()
         self._serial = list(serial)
         self.readers: list[SerialReader] = []
+        #: Serial lines waiting for the next group commit (see :meth:`_on_frames`).
+        self._lines: list[tuple[SerialSource, Sequence[object], float, asyncio.Future[None]]] = []
+        self._committing_lines = False
         self.broker = broker
         self.centre = centre
         self._out = out or sys.stdout
@@ -91,7 +105,7 @@ class Hub:
     async def _on_batch(self, batch: list[Received]) -> None:
         assert self.core is not None
         items = [Incoming(r.topic, r.payload, r.at) for r in batch if r.payload]
-        got = await self._call(self.core.receive, items)
+        got = await self._call(partial(self.core.receive, items, triage=True))
         unknown = any(
             isinstance(o, Quarantined) and o.reason == "unknown_device" for o in got.outcomes
         )
@@ -121,9 +135,49 @@ class Hub:
             await self._on_batch(batch)
 
     async def _on_frames(self, source: SerialSource, items: Sequence[object], now: float) -> None:
+        """A reader's frames, committed with those of every reader that read meanwhile.
+
+        Group commit: the first reader to arrive while no serial commit is running
+        commits for everyone (:meth:`RegulationCore.receive_lines`, one durable commit
+        and one triage for all the lines), and keeps committing what arrived during
+        each commit until nothing waits; every reader returns once its own frames are
+        committed (a reader reads on only then: back-pressure). A thousand bedside
+        lines at 1 Hz thus cost a few commits a second instead of a thousand. The lines
+        of one commit share its arrival time: the newest of theirs.
+        """
         assert self.core is not None
-        got = await self._call(self.core.receive_frames, source, items, now)
-        self._emit(got.events)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lines.append((source, items, now, done))
+        if not self._committing_lines:
+            self._committing_lines = True
+            try:
+                while self._lines:
+                    group, self._lines = self._lines, []
+                    try:
+                        got = await self._call(
+                            partial(
+                                self.core.receive_lines,
+                                [(s, i) for s, i, _, _ in group],
+                                max(t for _, _, t, _ in group),
+                                triage=True,
+                            )
+                        )
+                    except BaseException as exc:
+                        for *_, fut in group:
+                            if fut is done or fut.done():
+                                continue
+                            if isinstance(exc, asyncio.CancelledError):
+                                fut.cancel()
+                            else:
+                                fut.set_exception(exc)
+                        raise
+                    self._emit([e for r in got for e in r.events])
+                    for *_, fut in group:
+                        if not fut.done():
+                            fut.set_result(None)
+            finally:
+                self._committing_lines = False
+        await done
 
     async def _on_serial_state(self, source: SerialSource, state: str, now: float) -> None:
         assert self.core is not None

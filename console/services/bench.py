@@ -205,8 +205,8 @@ def _hub_run(
             if rate > 0:
                 original = hub.core.receive  # type: ignore[union-attr]
 
-                def timed(items: Any) -> Any:
-                    got = original(items)
+                def timed(items: Any, **kwargs: Any) -> Any:
+                    got = original(items, **kwargs)
                     done = time.time()
                     for o in got.outcomes:
                         env = getattr(o, "envelope", None)
