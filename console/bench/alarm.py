@@ -46,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +58,7 @@ from console.bench.board import (
     envelope,
     load_fleet,
     totp_now,
+    vitals_envelope,
 )
 
 TARGET_P99_S: Final = 1.0
@@ -77,30 +77,8 @@ P1_SYSTOLIC: Final = 85
 
 
 def _cuff_envelope(device: Device, seq: int, t: float, systolic: int) -> tuple[str, bytes]:
-    from protocols import seal_envelope
-    from protocols.topics import device_topic
-
-    at = datetime.fromtimestamp(t, UTC).isoformat()
-    data = {
-        "v": 1,
-        "id": str(uuid.uuid4()),
-        "kind": "vitals",
-        "site": device.site,
-        "device": device.device,
-        "seq": seq,
-        "sent": at,
-        "body": {
-            "v": 1,
-            "patient": device.patient,
-            "observations": [
-                {"code": "8480-6", "value": systolic, "unit": "mm[Hg]", "time": at,
-                 "method": "device"},
-                {"code": "8462-4", "value": round(systolic * 0.6), "unit": "mm[Hg]", "time": at,
-                 "method": "device"},
-            ],
-        },
-    }  # fmt: skip
-    return device_topic(device.site, device.device, "vitals"), seal_envelope(data, device.key)
+    values = [("8480-6", systolic, "mm[Hg]"), ("8462-4", round(systolic * 0.6), "mm[Hg]")]
+    return vitals_envelope(device, seq, t, values)
 
 
 @contextlib.contextmanager
@@ -243,7 +221,6 @@ def publisher_main() -> None:
 
 
 def _enrol_cuffs(db: Path, keys: Path, samples: int) -> None:
-    from datetime import UTC, datetime
 
     from console.ingest import Sender, write_key_file
     from console.records import AuditContext

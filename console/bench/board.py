@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -167,6 +168,14 @@ def observations(device: Device, t: float, *, sick: float = 0.0) -> list[tuple[s
 def envelope(device: Device, seq: int, t: float, *, sick: float = 0.0) -> tuple[str, bytes]:
     """One signed vitals envelope of ``device`` at ``t``: (topic, bytes), as a gateway
     publishes it (signed as JSON data: the same canonical bytes and MAC as a model)."""
+    return vitals_envelope(device, seq, t, observations(device, t, sick=sick))
+
+
+def vitals_envelope(
+    device: Device, seq: int, t: float, values: Sequence[tuple[str, float, str]]
+) -> tuple[str, bytes]:
+    """A signed vitals envelope of ``device`` at ``t`` carrying ``values`` (LOINC code,
+    value, UCUM unit): (topic, bytes)."""
     from protocols import seal_envelope
     from protocols.topics import device_topic
 
@@ -184,7 +193,7 @@ def envelope(device: Device, seq: int, t: float, *, sick: float = 0.0) -> tuple[
             "patient": device.patient,
             "observations": [
                 {"code": c, "value": v, "unit": u, "time": at, "method": "device"}
-                for c, v, u in observations(device, t, sick=sick)
+                for c, v, u in values
             ],
         },
     }
