@@ -47,7 +47,6 @@ import contextlib
 import functools
 import os
 import time
-import tty
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -56,6 +55,7 @@ from typing import Any
 from console.ingest import DEFAULT_BAUD, SerialReader, SerialSource
 from console.services import Services
 from firmware_sim import ByteSink, DeviceSpec
+from firmware_sim.transports import PtyPort
 from protocols.codecs import get_codec
 from protocols.topics import hub_filters
 from scenarios._build import LinkFactory
@@ -108,7 +108,7 @@ class _RecordedLink:
                 self._expect(topic, payload)
 
 
-class _PtyLine:
+class _PtyLine(PtyPort):
     """A serial-wired device's line: a real pty pair, written without loss.
 
     The device writes into ``pending`` (it must never block); the engine moves the bytes
@@ -117,21 +117,13 @@ class _PtyLine:
     """
 
     def __init__(self, fmt: str) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.path = os.ttyname(self._slave)
+        super().__init__()  # the pair, raw, master non-blocking (firmware_sim's PtyPort)
         self.pending = bytearray()
         self._shadow = get_codec(fmt).decoder()
         #: Frames the reader will have decoded once every written byte is read.
         self.expected = 0
         self.decoded: list[object] = []
         self.taken = 0
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        return self.path
 
     def write(self, data: bytes) -> None:
         if self._closed or not data:
@@ -159,12 +151,7 @@ class _PtyLine:
         """The line stays up for the whole replay: the engine closes it at the end."""
 
     def release(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        PtyPort.close(self)
 
 
 class _Inbox:
