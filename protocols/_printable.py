@@ -12,7 +12,6 @@ Newlines and tabs are kept; so are all printable characters of every script.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 #: C0 and C1 controls except tab and newline, DEL, and the bidirectional overrides and
 #: isolates (which can make a line read differently from what it holds).
@@ -34,6 +33,4 @@ def printable(text: str) -> str:
 
 def has_control(text: str) -> bool:
     """Whether ``text`` holds a character :func:`printable` would escape."""
-    return bool(_UNSAFE.search(text)) or any(
-        unicodedata.category(c) == "Cc" and c not in "\t\n" for c in text
-    )
+    return _UNSAFE.search(text) is not None

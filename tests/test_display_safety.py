@@ -60,6 +60,8 @@ def test_a_roster_with_a_control_character_is_refused_and_names_are_lists(
     )
     entry = load_roster(good)["res-1"]
     assert entry.identity["first_names"] == ["Jeanne", "Marie"]
+    # Markup-like text is the EHPAD's own words: kept exactly (the station escapes it).
+    assert entry.dlu == {"allergies": ["<img src=x onerror=alert(1)>", "[b]pénicilline[/b]"]}
 
 
 def test_a_decision_reason_with_a_control_character_is_refused() -> None:
