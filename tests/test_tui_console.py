@@ -67,6 +67,13 @@ async def wait_for(pilot, condition: Callable[[], object], timeout: float = 15.0
 _COUNT = iter(range(1000))
 
 
+def count_bells(app: RegulationApp) -> list[float]:
+    """The times the terminal bell rang (the app's bell, recorded instead of sounded)."""
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    return bells
+
+
 def person(services: Services, role: str) -> DemoAccount:
     """A new account for one test: a TOTP code is accepted once (replay protection), so
     two sign-ins by one person within 30 s would be refused, rightly."""
@@ -110,8 +117,7 @@ async def test_the_login_form_is_id_password_code_and_refuses_a_wrong_code(world
 async def test_the_board_orders_by_priority_and_rings_once_per_alarm(world) -> None:
     services, _ = world
     app = make_app(services)
-    bells: list[float] = []
-    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    bells = count_bells(app)
     async with app.run_test(size=(160, 45)) as pilot:
         board = await sign_in(pilot, app, person(services, "regulateur"))
         ordered = board.model.ordered()
@@ -215,8 +221,7 @@ async def test_a_case_opens_with_its_tabs_and_the_compte_rendu_is_signed(world) 
 async def test_the_lock_masks_identities_but_alarms_still_ring(world) -> None:
     services, _ = world
     app = make_app(services)
-    bells: list[float] = []
-    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    bells = count_bells(app)
     async with app.run_test(size=(160, 45)) as pilot:
         board = await sign_in(pilot, app, person(services, "regulateur"))
         table = board.query_one("#board")
@@ -366,8 +371,7 @@ async def test_the_age_of_the_data_grows_while_none_comes(world) -> None:
 async def test_an_alarm_reaches_the_physician_inside_an_open_case(world) -> None:
     services, _ = world
     app = make_app(services)
-    bells: list[float] = []
-    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    bells = count_bells(app)
     async with app.run_test(size=(160, 45)) as pilot:
         board = await sign_in(pilot, app, person(services, "regulateur"))
         # Signing in on a board that holds P1 cases lists them at once, without a bell.
@@ -443,8 +447,7 @@ async def test_one_rise_rings_once_however_it_reaches_the_board(world) -> None:
     new priority are the same event: one bell, one banner line."""
     services, _ = world
     app = make_app(services)
-    bells: list[float] = []
-    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    bells = count_bells(app)
     async with app.run_test(size=(160, 45)) as pilot:
         board = await sign_in(pilot, app, person(services, "regulateur"))
         top = board.model.ordered()[0]  # a P1 case: its row on the board is at P1 already
