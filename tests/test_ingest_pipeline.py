@@ -272,3 +272,53 @@ def test_a_frame_the_device_flags_unreliable_is_kept_but_never_scored(env: Env) 
     assert [len(o.observations) for o in outcomes] == [2, 0]  # type: ignore[union-attr]
     assert env.store.fetchone("SELECT count(*) FROM ingest_messages")[0] == 2
     assert env.store.fetchone("SELECT min(value) FROM observations WHERE code = '59408-5'")[0] == 97
+
+
+def test_a_heart_rate_frame_without_skin_contact_is_kept_but_never_scored(env: Env) -> None:
+    """A patch off the skin still sends a rate (pinned to its lowest, 20/min): with the
+    contact bits saying "not detected" that number is not the resident's pulse. Scored,
+    it made a healthy resident P1 (pulse ≤ 40 scores 3) on a quiet night."""
+    from console.ingest import SerialSource
+    from protocols.codecs import get_codec
+
+    codec = get_codec("sbf1")
+    records = [
+        {"kind": "heart_rate", "seq": seq, "values": {"heart_rate_bpm": bpm}, "sensor_contact": c}
+        for seq, bpm, c in ((1, 72, "detected"), (2, 20, "not_detected"))
+    ]
+    frames = b"".join(codec.encode(r) for r in records)
+    source = SerialSource("socket://127.0.0.1:1", "sbf1", SITE, DEVICE, "res-01")
+    outcomes = env.ingest.accept_frames(source, codec.decode(frames), T0.timestamp())
+    assert [len(o.observations) for o in outcomes] == [1, 0]  # type: ignore[union-attr]
+    assert env.store.fetchone("SELECT count(*) FROM ingest_messages")[0] == 2
+    assert env.store.fetchall("SELECT value FROM observations") == [(72.0,)]
+
+
+@pytest.mark.parametrize(
+    ("flags", "stored"),
+    [
+        ((), 2),
+        (("low_battery", "low_perfusion", "clock_not_set"), 2),  # about the device: kept
+        (("sensor_off",), 0),
+        (("artifact",), 0),
+        (("searching", "low_battery"), 0),
+        (("measurement_error",), 0),
+    ],
+)
+def test_forwarded_vitals_the_device_flags_unreliable_are_kept_but_never_scored(
+    env: Env, flags: tuple[str, ...], stored: int
+) -> None:
+    """The gateway forwards the device's flags with its values; the hub reads them as it
+    reads a serial frame's: the message is stored, flagged values never become data."""
+    from protocols import DeviceStatus
+
+    vitals = env.vitals()
+    assert isinstance(vitals.body, VitalsBody)
+    body = vitals.body.model_copy(
+        update={"device_status": DeviceStatus(battery_pct=80, flags=flags)}
+    )
+    (outcome,) = env.send(env.signed(vitals.model_copy(update={"body": body})))
+    assert isinstance(outcome, Accepted) and len(outcome.observations) == stored
+    assert env.store.fetchone("SELECT count(*) FROM observations")[0] == stored
+    assert env.store.fetchone("SELECT count(*) FROM ingest_messages")[0] == 1
+    assert env.store.fetchone("SELECT battery_pct FROM devices")[0] == 80

@@ -15,10 +15,7 @@ from console.settings import Settings
 #: The 200-EHPAD load scenario is the replay benchmark's, not a test's (minutes of CPU).
 LIBRARY = [p for p in scenarios.library() if p.stem != "load-200-ehpad"]
 #: Known misses, each a real finding to fix, not a flaky test (strict: a fix must remove it).
-KNOWN = {
-    "quiet-night": "a healthy resident's sbf1 spot check reads SpO2 91 once: policy v1 "
-    "gives a single SpO2 score of 3 a P1 (physiology or policy calibration, issue 13)",
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.slow

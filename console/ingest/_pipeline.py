@@ -78,14 +78,39 @@ UNRELIABLE_FLAGS = frozenset(
 )  # fmt: skip
 
 
+#: The envelope's device flags (protocols' DEVICE_FLAGS) with the same meaning, for
+#: vitals a gateway forwards: a probe off, a faulty sensor, a failed measurement, an
+#: artefact, a search for the pulse or interference. Low perfusion, battery and clock
+#: flags describe the device, not the value, and keep it.
+UNRELIABLE_DEVICE_FLAGS = frozenset(
+    {"sensor_off", "sensor_fault", "no_sensor", "measurement_error", "artifact",
+     "searching", "interference"}
+)  # fmt: skip
+
+
 def unreliable(extra: dict[str, object]) -> list[str]:
-    """The flags of a decoded frame that make its values unreliable."""
+    """The flags of a decoded frame that make its values unreliable.
+
+    A heart-rate frame whose sensor contact is "not detected" counts too: the patch is
+    off the skin, and whatever number it still sends (pinned to its range, often its
+    lowest rate) is not the resident's pulse.
+    """
     found: list[str] = []
     for key in ("status", "exceptions", "measurement_status", "device_status"):
         names = extra.get(key)
         if isinstance(names, list | tuple):
             found += [n for n in names if isinstance(n, str) and n in UNRELIABLE_FLAGS]
+    if extra.get("sensor_contact") == "not_detected":
+        found.append("sensor_contact_not_detected")
     return found
+
+
+def unreliable_vitals(body: VitalsBody) -> list[str]:
+    """The device flags of a forwarded vitals message that make its values unreliable."""
+    status = body.device_status
+    if status is None:
+        return []
+    return [f for f in status.flags if f in UNRELIABLE_DEVICE_FLAGS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,9 +682,13 @@ class Ingest:
         state = "online"
         if isinstance(body, VitalsBody):
             resident = body.patient or self._patients.get((env.site, env.device))
-            kept = _observations(
-                obs_rows, msg_id=msg_id, env=env, resident=resident, body=body, received=received
-            )
+            # Like a serial frame's: the message is kept for provenance, but values the
+            # device itself flags as unreliable never become observations.
+            if not unreliable_vitals(body):
+                kept = _observations(
+                    obs_rows, msg_id=msg_id, env=env, resident=resident, body=body,
+                    received=received,
+                )  # fmt: skip
             if body.device_status is not None:
                 battery = body.device_status.battery_pct
         elif isinstance(body, BilanBody):

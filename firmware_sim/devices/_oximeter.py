@@ -24,6 +24,13 @@ SPO2_SPEC = ChannelSpec(noise_sd=0.8, resolution=1.0, lo=50.0, hi=100.0)
 PULSE_SPEC = ChannelSpec(noise_sd=1.0, resolution=1.0, lo=25.0, hi=240.0)
 #: Below this perfusion index (%) the signal is flagged as low perfusion.
 LOW_PERFUSION_PI = 0.3
+#: A spot-check oximeter shows its value only after averaging a few seconds of stable
+#: signal (8 s is the usual averaging time), so its measurement noise is that of an
+#: 8-sample mean: 1/sqrt(8) of a single beat-to-beat reading. Without it a healthy
+#: resident's one-off spot check read 91 % now and then, which NEWS2 rightly scores 3
+#: (P1): the noise, not the resident, was wrong. The resident's own slow wander is not
+#: averaged away (it lasts minutes), nor is an artefact (it is flagged instead).
+SPOT_CHECK_AVERAGE_S = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,8 @@ class PulseOximeter(SerialDevice):
             return OxReading(None, None, round(pi, 2), low_perfusion=True, searching=True)
         self._no_pulse_since = None
         scale = (3.0 if motion else 1.0) * (2.0 if low_perf else 1.0)
+        if self.spot_check:
+            scale /= math.sqrt(SPOT_CHECK_AVERAGE_S)
         true_spo2 = vitals.spo2
         if motion:  # venous pulsation under motion reads as desaturation
             true_spo2 -= abs(noise.normal(3.0))
