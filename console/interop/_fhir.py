@@ -14,12 +14,19 @@ Every resource is built through its ``fhir.resources`` model (a field the model 
 know fails here, not at the hospital), referenced by a ``urn:uuid`` derived from the case
 so that two exports of the same case name the same resources; :func:`check_references`
 then proves every reference resolves inside the bundle.
+
+Text from outside (a nurse's name, an implant's serial and model, a consent's performer,
+the case's reasons, anything a bilan or another centre sent) is made safe on the way in,
+once for every resource (:meth:`_Builder.add`): a narrative ``div`` is built only from
+:func:`narrative` text, every other string passes :func:`fhir_string`.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,6 +47,7 @@ from pydantic import ValidationError
 
 from console.interop._case import CaseData, patient_id
 from console.interop._rs_eda import identity_of
+from protocols import printable
 from protocols.vocab import IDC_DEVICE_TYPES, LOINC, MDC, VALUE_KEYS
 
 LOINC_SYSTEM = "http://loinc.org"
@@ -62,6 +70,66 @@ _ROLES = {"regulateur": "médecin régulateur"}
 
 class FhirError(ValueError):
     """The bundle did not validate or a reference does not resolve (a bug: nothing written)."""
+
+
+#: Characters XML 1.0 cannot hold that :func:`protocols.printable` leaves alone: lone
+#: surrogates (a JSON ``\\ud800`` escape decodes to one) and the noncharacters U+FFFE/FFFF.
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+#: Characters a FHIR ``string`` should not hold (below U+0020 only tab, CR and LF, R4
+#: datatypes) and its XML form cannot hold, with the others XML cannot hold.
+_NOT_FHIR_STRING = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def narrative(text: str) -> str:
+    """``text`` as character data of a narrative ``div`` (XHTML): readable, inert, well-formed.
+
+    Markup is escaped (``<script>`` in a complaint stays the text ``<script>``). Control
+    characters are shown as visible escapes (``\\x1b``, ``\\x00``) rather than removed,
+    exactly as :func:`protocols.printable` shows them on the console's screens: a narrative
+    is what a person reads, so it must say that something was there (removing ``\\x00``
+    from ``GAR\\x00NIER`` would present a name that was never sent, and a regulator
+    comparing the document with the console must see the same text). XML 1.0 forbids most
+    C0 controls outright, a terminal showing the document would obey ``ESC``/``BEL``, and
+    bidirectional overrides can make a line read differently: all escaped, as are the
+    characters XML cannot hold at all (:data:`_NOT_XML`). Newlines (a CR or CRLF becomes
+    one, as an XML parser would make it) and tabs are kept; so is every printable
+    character of every script.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return html.escape(_NOT_XML.sub(_visible, printable(text)), quote=False)
+
+
+def fhir_string(text: str) -> str:
+    """``text`` as a valid FHIR ``string``: kept as received but for what FHIR forbids.
+
+    FHIR R4 defines ``string`` by the regex ``[ \\r\\n\\t\\S]+`` and says it "SHOULD not
+    contain Unicode character points below 32, except for u0009 (horizontal tab), u000D
+    (carriage return) and u000A (line feed)"; the XML form of FHIR, into which a hospital
+    may well convert the document, cannot carry them at all (XML 1.0), so a bundle
+    holding one is one a receiver may reject or fail to store. Those characters
+    alone, and what XML cannot hold either, are shown as visible escapes (``\\x1b``), as
+    :func:`narrative` does and for the same reason: the value stays faithful to what was
+    sent and says that something else was there. Markup, DEL, C1 controls and
+    bidirectional marks are valid FHIR text and are kept as received: a string is data,
+    and it is the reader's display that escapes it.
+    """
+    return _NOT_FHIR_STRING.sub(_visible, text)
+
+
+def _clean(node: Any) -> Any:
+    """``node`` (a resource body) with every string through :func:`fhir_string`."""
+    if isinstance(node, str):
+        return fhir_string(node)
+    if isinstance(node, dict):
+        return {k: _clean(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    return node
 
 
 def _urn(case_id: str, what: str) -> str:
@@ -92,7 +160,7 @@ class _Builder:
         url = self.url(what)
         body = {"resourceType": model.get_resource_type(), "id": url.rsplit(":", 1)[-1], **body}
         try:
-            self.entries.append((url, model.model_validate(body)))
+            self.entries.append((url, model.model_validate(_clean(body))))
         except ValidationError as exc:
             raise FhirError(f"{model.get_resource_type()} {what}: {exc}") from None
         return url
@@ -189,7 +257,7 @@ def fhir_bundle(
 def _validated(model: type[Resource], url: str, body: dict[str, Any]) -> Resource:
     body = {"resourceType": model.get_resource_type(), "id": url.rsplit(":", 1)[-1], **body}
     try:
-        return model.model_validate(body)
+        return model.model_validate(_clean(body))
     except ValidationError as exc:
         raise FhirError(f"{model.get_resource_type()}: {exc}") from None
 
@@ -416,34 +484,27 @@ def _composition(
     data = b.data
     report = data.reports[-1] if data.reports else None
     authors = [_ref(practitioners[d.author], d.author) for d, _, _ in data.decisions] or [_ref(org)]
-    decisions = (
-        "".join(
-            f"<li>{d.priority} {d.care_level} {d.decision_type}"
-            f"{' ' + d.resource if d.resource else ''}"
-            f"{' → ' + d.orientation if d.orientation else ''} ({d.author}, {d.signed_at})</li>"
-            for d, _, _ in data.decisions
-        )
-        or "<li>aucune décision</li>"
-    )
-    reasons = "".join(f"<li>{_esc(r)}</li>" for r in data.reasons) or "<li>—</li>"
-
-    def div(html: str) -> dict[str, str]:
-        return {"status": "generated",
-                "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{html}</div>'}  # fmt: skip
-
+    decisions = [
+        f"{d.priority} {d.care_level} {d.decision_type}"
+        f"{' ' + d.resource if d.resource else ''}"
+        f"{' → ' + d.orientation if d.orientation else ''} ({d.author}, {d.signed_at})"
+        for d, _, _ in data.decisions
+    ]
     sections: list[dict[str, Any]] = [
         {
             "title": "Suggestion du tri",
-            "text": div(f"<p>{data.suggested_priority}, NEWS2 {data.news2}</p><ul>{reasons}</ul>"),
+            "text": _div(
+                _p(f"{data.suggested_priority}, NEWS2 {data.news2}"), _ul(data.reasons or ["—"])
+            ),
             **({"entry": [_ref(u) for u in observations]} if observations else {}),
         },
-        {"title": "Décisions", "text": div(f"<ul>{decisions}</ul>")},
+        {"title": "Décisions", "text": _div(_ul(decisions or ["aucune décision"]))},
     ]
     if devices:
         sections.append(
             {
                 "title": "Objets connectés et implants",
-                "text": div(f"<p>{_esc(', '.join(sorted(devices)))}</p>"),
+                "text": _div(_p(", ".join(sorted(devices)))),
                 "entry": [_ref(u) for u in devices.values()],
             }
         )
@@ -451,7 +512,7 @@ def _composition(
         sections.append(
             {
                 "title": "Consentement vidéo",
-                "text": div(f"<p>{len(consents)} événement(s)</p>"),
+                "text": _div(_p(f"{len(consents)} événement(s)")),
                 "entry": [_ref(u) for u in consents],
             }
         )
@@ -478,8 +539,18 @@ def _composition(
     return body
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _div(*html: str) -> dict[str, str]:
+    """A generated narrative made of :func:`_p` and :func:`_ul` parts (never of raw text)."""
+    return {"status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{"".join(html)}</div>'}  # fmt: skip
+
+
+def _p(text: str) -> str:
+    return f"<p>{narrative(text)}</p>"
+
+
+def _ul(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{narrative(i)}</li>" for i in items) + "</ul>"
 
 
 def _audit_event(row: dict[str, Any], composition: str) -> dict[str, Any]:

@@ -11,13 +11,21 @@ describes, and one naming a transmitter the centre never enrolled is refused the
 way (``unknown_device``).
 
 A bad message is quarantined (sealed raw bytes, reason, detail) and the rest of the file
-goes on. Reasons: ``hl7`` (not parseable, truncated, not ORU^R01, a required term
-missing), ``unknown_code`` (an OBX term the console does not know), ``unit`` (a unit
-other than the term's UCUM unit: never converted), ``range`` (an implausible value),
-``schema`` (values the implant model refuses together), ``unknown_device``.
+goes on. Reasons: ``hl7`` (not an HL7 v2 message at all, not parseable, truncated, not
+ORU^R01, a required term missing), ``unknown_code`` (an OBX term the console does not
+know), ``unit`` (a unit other than the term's UCUM unit: never converted), ``range`` (an
+implausible value), ``schema`` (values the implant model refuses together),
+``unknown_device``.
 
 The envelope id is derived from (site, device, control id), so importing a file twice
 adds nothing: the second time every message is a ``duplicate``.
+
+What is not an HL7 v2 message at all is said so, precisely, before anything else is
+concluded about it (the detail of its ``hl7`` quarantine): an empty file, a file of
+whitespace, UTF-16/UTF-32 text, a known binary format (gzip, ZIP, PNG, JPEG, PDF), other
+binary data, text without an MSH segment, a UTF-8 byte order mark before MSH (HL7 table
+0211 forbids one in a UTF-8 message), a message that is not text in the character set its
+MSH-18 declares. Only a message that is HL7 text can be "truncated".
 """
 
 from __future__ import annotations
@@ -47,6 +55,44 @@ _HL7_TIME = re.compile(r"^(\d{14})(?:\.\d{1,4})?([+-]\d{4})$")
 _UNITS = {"MDC_IDC_EPISODE_DURATION": "s", "MDC_IDC_EPISODE_SHOCKS": "1",
           "ALERT_OHMS": "Ohm", "ALERT_EPISODES_24H": "1", "ALERT_AF_BURDEN": "%"}  # fmt: skip
 _NAMESPACE = uuid.UUID("5d2f3c1e-8a44-4f0e-9b8c-1d2e3f405162")
+_BOM = b"\xef\xbb\xbf"
+#: Where a message starts: at the start of the text or of a segment, with or without a BOM.
+_MESSAGE_START = re.compile(rb"(?:^|\r)((?:\xef\xbb\xbf)?MSH)")
+#: Byte order marks of the encodings no 8-bit HL7 v2 file is in (UTF-32 LE before UTF-16 LE).
+_WIDE_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
+    (b"\xfe\xff", "UTF-16 (big-endian)"),
+    (b"\xff\xfe", "UTF-16 (little-endian)"),
+)
+#: Signatures of the binary files most likely to be handed over by mistake.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data: decompress it first"),
+    (b"PK\x03\x04", "a ZIP archive: extract it first"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF-", "a PDF document"),
+)
+#: Control bytes no text file holds: C0 but whitespace, MLLP's start and end blocks and
+#: ESC (a log with colours is still text), and DEL.
+_BINARY_CONTROLS = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0b\x0c\x1c\x1b") + b"\x7f"
+#: MSH-18 (HL7 table 0211) → Python codec. Empty is HL7's default, ASCII, of which the
+#: UTF-8 the console has always read is a superset.
+_CHARSETS = {
+    "": "utf-8",
+    "ASCII": "ascii",
+    "ISO IR6": "ascii",
+    "UNICODE UTF-8": "utf-8",
+    **{f"8859/{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+    "GB 18030-2000": "gb18030",
+    "KS X 1001": "euc_kr",
+    "BIG-5": "big5",
+}
+_WIDE_CHARSETS = ("UNICODE", "UNICODE UTF-16", "UNICODE UTF-32")
+_EIGHT_BIT = (
+    "not an HL7 v2 message as this import reads them (UTF-8, or the 8-bit character set "
+    "MSH-18 declares): convert the file to UTF-8"
+)
 
 
 class IdcoError(ValueError):
@@ -79,19 +125,142 @@ def split_messages(raw: bytes) -> list[bytes]:
     """The messages of a file: MLLP frames, or plain messages (``\\r``, ``\\n`` or both).
 
     Whatever comes before the first MSH is returned as a message of its own (it will be
-    quarantined), rather than silently dropped.
+    quarantined), rather than silently dropped; so is a whole file without any MSH. The
+    bytes of each message are the file's own (never re-encoded), and a message starting
+    with a byte order mark stays a message of its own rather than segments of the one
+    before it.
     """
     text = raw.replace(MLLP_START, b"").replace(MLLP_END, b"\r").replace(b"\x1c", b"\r")
     text = text.replace(b"\r\n", b"\r").replace(b"\n", b"\r").strip(b"\r \t")
     if not text:
         return []
-    start = 0 if text.startswith(b"MSH") else text.find(b"\rMSH") + 1
-    junk, rest = (text, b"") if start == 0 and not text.startswith(b"MSH") else (
-        text[:start], text[start:])  # fmt: skip
+    starts = [m.start(1) for m in _MESSAGE_START.finditer(text)]
+    if not starts:
+        return [text]
+    junk = text[: starts[0]]
     out = [junk.strip(b"\r")] if junk.strip(b"\r \t") else []
-    if rest:
-        out += [p.encode("utf-8") for p in hl7.split_file(rest.decode("utf-8", "replace"))]
+    bounds = sorted({starts[0], *(i for i in starts if text.startswith(_BOM, i))})
+    for a, b in zip(bounds, [*bounds[1:], len(text)], strict=True):
+        piece = text[a:b]
+        bom = piece.startswith(_BOM)
+        found = [
+            m.encode("utf-8", "surrogateescape")
+            for m in hl7.split_file(
+                piece[len(_BOM) if bom else 0 :].decode("utf-8", "surrogateescape")
+            )
+        ]
+        if bom and found:
+            found[0] = _BOM + found[0]
+        out += found
     return out
+
+
+def file_problem(raw: bytes) -> str | None:
+    """Why a whole file is no HL7 v2 at all, for what only the whole file shows (else None).
+
+    Empty, whitespace only, UTF-16 or UTF-32 text (with or without byte order mark), or a
+    known binary format. Everything else is judged message by message (:func:`not_hl7`).
+    """
+    if not raw:
+        return "empty file (0 bytes): no HL7 v2 message"
+    if not raw.strip(b" \t\r\n\x0b\x0c\x1c"):
+        return f"only whitespace ({len(raw)} bytes): no HL7 v2 message"
+    wide = next(((name, bom) for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
+    if wide is not None:
+        return f"{wide[0]} text (byte order mark {wide[1].hex(' ').upper()}): {_EIGHT_BIT}"
+    head = raw[:512]
+    if len(head) >= 8:
+        even, odd = head[0::2], head[1::2]
+        for zeros, other, order in ((odd, even, "little"), (even, odd, "big")):
+            if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) == 0:
+                return f"UTF-16 ({order}-endian) text without byte order mark: {_EIGHT_BIT}"
+    for magic, name in _MAGIC:
+        if raw.startswith(magic):
+            return f"not an HL7 v2 message: binary data ({name})"
+    return None
+
+
+def _binary(data: bytes) -> bool:
+    """NUL bytes, or control bytes text does not hold in more than 1 % of ``data``."""
+    if b"\x00" in data:
+        return True
+    controls = len(data) - len(data.translate(None, _BINARY_CONTROLS))
+    return controls * 100 > len(data)
+
+
+def not_hl7(raw: bytes) -> str:
+    """Why ``raw`` (one part of a file, not starting with ``MSH``) is no HL7 v2 message."""
+    if raw.startswith(_BOM):
+        if raw[len(_BOM) :].startswith(b"MSH"):
+            return (
+                "a UTF-8 byte order mark (EF BB BF) before MSH: HL7 v2 forbids one in a UTF-8 "
+                "message (table 0211), which starts with MSH: save it without BOM"
+            )
+        raw = raw[len(_BOM) :]
+    if _binary(raw):
+        return "not an HL7 v2 message: binary data, no MSH segment"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            "not an HL7 v2 message: no MSH segment, and not UTF-8 text "
+            f"({exc.reason} at byte {exc.start})"
+        )
+    first = text.lstrip().split("\r", 1)[0]
+    more = "…" if len(first) > 40 else ""
+    return f"not an HL7 v2 message: no MSH segment (it starts with {first[:40]!r}{more})"
+
+
+def _msh18(raw: bytes) -> str:
+    """MSH-18 (character set) of a message starting with ``MSH``, first repetition."""
+    msh = raw.split(b"\r", 1)[0]
+    sep = msh[3:4] or b"|"
+    fields = msh.split(sep)
+    if len(fields) < 18:
+        return ""
+    repetition = fields[1][1:2] or b"~"
+    return fields[17].split(repetition, 1)[0].decode("ascii", "replace").strip().upper()
+
+
+def decode_message(raw: bytes) -> str:
+    """The text of one message, read in the character set its MSH-18 declares.
+
+    Empty MSH-18 is read as UTF-8 (HL7's default is ASCII, which UTF-8 contains, and the
+    console has always read UTF-8); a character set of table 0211 the console has no codec
+    for is accepted only for a message that is all ASCII, which reads the same in each.
+
+    Raises:
+        IdcoError: ``hl7``: not an HL7 v2 message (:func:`not_hl7`), binary data in it, a
+            character set the console cannot read, or bytes that are not text in it.
+    """
+    if not raw.startswith(b"MSH"):
+        raise IdcoError("hl7", not_hl7(raw))
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise IdcoError("hl7", f"not an HL7 v2 message: binary data (a NUL byte at byte {nul})")
+    declared = _msh18(raw)
+    shown = f"MSH-18 {declared!r}" if declared else "MSH-18 empty: UTF-8"
+    if declared in _WIDE_CHARSETS:
+        raise IdcoError(
+            "hl7", f"MSH-18 declares {declared!r}, but the message is 8-bit text (its MSH "
+            "segment reads as ASCII)"
+        )  # fmt: skip
+    codec = _CHARSETS.get(declared)
+    if codec is None:
+        if raw.isascii():
+            return raw.decode("ascii")
+        at = next(i for i, b in enumerate(raw) if b > 0x7F)
+        raise IdcoError(
+            "hl7", f"MSH-18 declares character set {declared!r}, which the console cannot "
+            f"read, and byte {at} is not ASCII (0x{raw[at]:02X})"
+        )  # fmt: skip
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise IdcoError(
+            "hl7", f"not text in the declared encoding ({shown}): {exc.reason} at byte "
+            f"{exc.start} (0x{raw[exc.start]:02X})"
+        ) from None  # fmt: skip
 
 
 def _time(text: str, what: str) -> datetime:
@@ -131,7 +300,7 @@ def _unescape(msg: Any, text: str) -> str:
 def control_id_of(raw: bytes) -> str | None:
     """MSH-10 of a message, when it can be read (for reporting a bad one)."""
     try:
-        msg = hl7.parse(raw.decode("utf-8", "replace"))
+        msg = hl7.parse(raw.removeprefix(_BOM).decode("utf-8", "replace"))
         return _field(msg.segment("MSH"), 10) or None
     except Exception:
         return None
@@ -143,12 +312,7 @@ def parse_idco(raw: bytes) -> IdcoMessage:
     Raises:
         IdcoError: with the quarantine reason.
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise IdcoError("hl7", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    if not text.startswith("MSH"):
-        raise IdcoError("hl7", "a message starts with an MSH segment")
+    text = decode_message(raw)
     try:
         msg = hl7.parse(text)
         msh = msg.segment("MSH")
@@ -307,6 +471,35 @@ def _measurement(name: str, vtype: str, value: str, unit: str, where: str) -> di
     return {"term": name, "value": number, "unit": info.unit}
 
 
+def _truncated(raw: bytes) -> None:
+    """Raise the reason of the last message of a file that ends inside a segment.
+
+    Raises:
+        IdcoError: always: what :func:`decode_message` finds (a part that is not HL7 text
+            is that before it is cut short), else "truncated" (a cut inside a multi-byte
+            character is a cut, not an encoding error).
+    """
+    try:
+        decode_message(raw)
+    except IdcoError:
+        whole = _without_a_cut_character(raw)
+        if whole is None:
+            raise
+        decode_message(whole)
+    raise IdcoError("hl7", "truncated message: the file ends inside a segment")
+
+
+def _without_a_cut_character(raw: bytes) -> bytes | None:
+    """``raw`` without the incomplete UTF-8 character it ends with (None: it does not)."""
+    body = raw.rstrip(b"\r")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.end == len(body):
+            return body[: exc.start] + b"\r"
+    return None
+
+
 class IdcoImport:
     """Imports a file of IDCO messages through a régulation core (module docstring)."""
 
@@ -324,19 +517,19 @@ class IdcoImport:
         now: float,
     ) -> Iterator[dict[str, Any]]:
         """One result line per message: ``control_id``, ``device``, ``alerts``, ``status``."""
-        messages = split_messages(raw)
+        problem = file_problem(raw)
+        messages = split_messages(raw) if problem is None else []
         if not messages:
-            yield self._bad(raw, source, now, IdcoError("hl7", "no HL7 message in the file"))
+            bad = IdcoError("hl7", problem or "no HL7 v2 message in the file")
+            yield self._bad(raw, source, now, bad)
             return
         # A file cut short ends in the middle of a segment: its last message is truncated
-        # even when what remains happens to parse.
+        # even when what remains happens to parse; but only HL7 text can be truncated.
         complete = raw.rstrip(b" \t").endswith((b"\r", b"\n", MLLP_END, b"\x1c"))
         for n, one in enumerate(messages, 1):
-            if n == len(messages) and not complete:
-                cut = IdcoError("hl7", "truncated message: the file ends inside a segment")
-                yield self._bad(one, source, now, cut)
-                continue
             try:
+                if n == len(messages) and not complete:
+                    _truncated(one)
                 parsed = parse_idco(one)
             except IdcoError as exc:
                 yield self._bad(one, source, now, exc)
