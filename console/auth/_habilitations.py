@@ -44,6 +44,10 @@ class Action(StrEnum):
     DECISION_TAKE = "decision.take"
     REPORT_SIGN = "report.sign"
     CASE_CREATE = "case.create"
+    #: A finished dossier validated (a medical act) and closed (administrative): see
+    #: :mod:`console.cases._lifecycle` for why each sits in its row.
+    CASE_VALIDATE = "case.validate"
+    CASE_CLOSE = "case.close"
     CONSENT_RECORD = "consent.record"
     IDENTITY_WRITE = "identity.write"
     BILAN_SEND = "bilan.send"
@@ -95,12 +99,12 @@ MATRIX: tuple[MatrixRow, ...] = (
     ),
     MatrixRow(
         "take a régulation decision, sign a compte rendu",
-        (Action.DECISION_TAKE, Action.REPORT_SIGN),
+        (Action.DECISION_TAKE, Action.REPORT_SIGN, Action.CASE_VALIDATE),
         {_R: _Y, _A: _N, _I: _N, _U: _N, _D: _N},
     ),
     MatrixRow(
         "create a case, record video consent",
-        (Action.CASE_CREATE, Action.CONSENT_RECORD, Action.IDENTITY_WRITE),
+        (Action.CASE_CREATE, Action.CASE_CLOSE, Action.CONSENT_RECORD, Action.IDENTITY_WRITE),
         {_R: _Y, _A: _Y, _I: _N, _U: _N, _D: _N},
     ),
     MatrixRow(

@@ -22,6 +22,14 @@ from console.cases._decisions import (
     code_labels,
 )
 from console.cases._ids import CASE_ID, CaseIdMaker
+from console.cases._lifecycle import (
+    STEPS,
+    CaseError,
+    ManualCaseRequest,
+    StatusRequest,
+    advance,
+    open_by_hand,
+)
 from console.cases._report import (
     ReportError,
     build_compte_rendu,
@@ -34,7 +42,9 @@ __all__ = [
     "LISTS",
     "OPEN_STATUSES",
     "PARAMETER_OF_CODE",
+    "STEPS",
     "CaseBook",
+    "CaseError",
     "CaseEvent",
     "CaseIdMaker",
     "CodeList",
@@ -43,14 +53,18 @@ __all__ = [
     "DecisionError",
     "DecisionRequest",
     "Decisions",
+    "ManualCaseRequest",
     "ParameterPoints",
     "ReportError",
     "ResidentView",
+    "StatusRequest",
     "TriageBreakdown",
+    "advance",
     "build_compte_rendu",
     "code_labels",
     "default_dir",
     "load_codes",
+    "open_by_hand",
     "render_markdown",
     "resident_id",
     "sign_compte_rendu",

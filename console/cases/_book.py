@@ -326,10 +326,37 @@ class CaseBook:
 
     # ------------------------------------------------------------------ cases
 
+    def _still_open(self, conn: sqlite3.Connection, res: _Resident) -> str | None:
+        """The resident's case if it is still open in the database, else None (and the
+        resident is released from it).
+
+        A case finishes outside the book — its compte rendu signed, validated or closed
+        through the service or ``samu records``, possibly in another process — and
+        what arrives afterwards must open a new case, never land on a finished one
+        (which is off the board: its alarms would reach nobody). Read on the rare
+        paths only (a bilan, an implant alert, a recorded triage result); the tick
+        catches up with the rest (:meth:`sync_cases`).
+        """
+        if res.case_id is None:
+            return None
+        row = conn.execute("SELECT status FROM cases WHERE case_id = ?", (res.case_id,)).fetchone()
+        if row is not None and row[0] in OPEN_STATUSES:
+            return res.case_id
+        self._release(res)
+        return None
+
+    def _release(self, res: _Resident) -> None:
+        assert res.case_id is not None
+        self._sources.pop(res.case_id, None)
+        res.case_id = None
+
     def _open_case(
         self, conn: sqlite3.Connection, res: _Resident, source: str, now: float, by: str
     ) -> tuple[str, bool]:
         """The resident's open case, or a new one; returns (case id, opened now)."""
+        if res.case_id is None or self._still_open(conn, res) is None:
+            # Opened by hand since (a call: console.cases._lifecycle)? Join it.
+            res.case_id = open_case_of(conn, res.resident_id)
         if res.case_id is not None:
             self._add_source(conn, res.case_id, source, now)
             return res.case_id, False
@@ -357,7 +384,8 @@ class CaseBook:
         if source not in sources:
             sources = [s for s in SOURCES if s in {*sources, source}]
             conn.execute(
-                "UPDATE cases SET sources = ?, updated_at = ? WHERE case_id = ?",
+                "UPDATE cases SET sources = ?, updated_at = ? WHERE case_id = ?"
+                " AND status IN ('PROGRAM', 'ACTIF')",
                 (_dumps(sources), iso(now), case_id),
             )
 
@@ -566,7 +594,33 @@ class CaseBook:
 
     def tick(self, now: float) -> list[CaseEvent]:
         """Score every monitored resident at once; open, update and log what changed."""
+        self.sync_cases()
         return self._score(self._order, np.arange(len(self._order)), now)
+
+    def sync_cases(self) -> None:
+        """Catch up with cases changed outside the book: a case finished (its compte rendu
+        signed, validated, closed) releases its residents, and a case opened by hand
+        (a call) is joined, so the next results land on the right case. One indexed
+        query over the open cases (``cases_status``), once a tick."""
+        open_now = dict(
+            self._store.fetchall(
+                "SELECT r.resident_id, c.case_id FROM cases c JOIN case_residents r"
+                " ON r.case_id = c.case_id WHERE c.status IN ('PROGRAM', 'ACTIF')"
+                " ORDER BY c.opened_ts"
+            )
+        )
+        for res in self._order:
+            if res.case_id is not None and open_now.get(res.resident_id) != res.case_id:
+                self._release(res)
+        for rid, case_id in open_now.items():
+            known = self._residents.get(rid)
+            if known is None:  # a call about a resident not monitored yet
+                (site,) = self._store.fetchone(
+                    "SELECT site FROM residents WHERE resident_id = ?", (rid,)
+                ) or (rid.split("/", 1)[0],)
+                known = self._add_resident(rid, str(site))
+            if known.case_id is None:
+                known.case_id = case_id
 
     def triage_residents(self, rids: Iterable[str], now: float) -> list[CaseEvent]:
         """Score only the residents ``rids`` (those a committed batch just touched), now.
@@ -680,11 +734,17 @@ class CaseBook:
         events: list[CaseEvent] = []
         before = res.last.priority if res.last is not None else "NR"
         res.last = s
-        if res.case_id is None and s.priority in ("P0", "P1"):
-            case_id, _ = self._open_case(conn, res, "vitals", now, "triage")
-            events.append(
-                CaseEvent("case_opened", case_id, res.resident_id, now, {"source": "vitals"})
-            )
+        self._still_open(conn, res)
+        # Vitals open a case when the suggestion *becomes* P0/P1 (cases.md): a rise into
+        # or within them. A resident still P1 when the physician ended the régulation
+        # does not reopen one at every point of NEWS2; a further rise does.
+        rises = s.priority in ("P0", "P1") and _RANK[s.priority] < _RANK[before]
+        if res.case_id is None and rises:
+            case_id, opened = self._open_case(conn, res, "vitals", now, "triage")
+            if opened:  # else joined: a case opened by hand since the last tick
+                events.append(
+                    CaseEvent("case_opened", case_id, res.resident_id, now, {"source": "vitals"})
+                )
         cur = conn.execute(
             "INSERT INTO triage_results (resident_id, case_id, at, priority, news2,"
             " news2_complete, qsofa, reasons, policy_version, policy_sha256, observations)"
@@ -740,6 +800,11 @@ class CaseBook:
         latest observations inside the freshness window, bilan and implant state."""
         self._residents.clear()
         self._order.clear()
+        self._sources.clear()
+        # The NEWS2 history is kept by row; rows are renumbered below, and a failed batch
+        # may have written into it already: start it afresh, as a restart does, rather
+        # than give one resident another's (or a rolled-back) past.
+        self._history = News2History(max(64, self._history.capacity))
         window = (
             self.freshness_s if self.freshness_s is not None else self.policy.freshness.window_s
         )
@@ -803,6 +868,17 @@ class CaseBook:
     def open_cases(self) -> dict[str, str]:
         """resident id → open case id."""
         return {r.resident_id: r.case_id for r in self._order if r.case_id is not None}
+
+
+def open_case_of(conn: sqlite3.Connection, rid: str) -> str | None:
+    """The resident's open case in the database, if any (the newest)."""
+    row = conn.execute(
+        "SELECT c.case_id FROM cases c JOIN case_residents r ON r.case_id = c.case_id"
+        " WHERE r.resident_id = ? AND c.status IN ('PROGRAM', 'ACTIF')"
+        " ORDER BY c.opened_ts DESC LIMIT 1",
+        (rid,),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _view(r: _Resident) -> ResidentView:

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-#: Lists a decision uses: field → official list name.
+#: Lists a decision (and a case opened by hand) uses: field → official list name.
 LISTS = {
     "priority": "priorite",
     "care_level": "niveauSoin",
     "decision_type": "typeDecision",
     "resource": "typeRessource",
     "orientation": "typeOrientation",
+    "motif": "motif",
+    "caller": "typeAppelant",
 }
 
 _DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "reference" / "hub-sante"

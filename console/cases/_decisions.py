@@ -136,15 +136,24 @@ class Decisions:
                 override, no unlocked signing key (audited).
         """
         row = self._store.fetchone(
-            "SELECT site, suggested_priority, last_result FROM cases WHERE case_id = ?",
+            "SELECT site, suggested_priority, last_result, status FROM cases WHERE case_id = ?",
             (request.case_id,),
         )
         if row is None:
             raise DecisionError(f"no case {request.case_id!r}")
-        site, suggested, result_id = row
+        site, suggested, result_id, status = row
         auth = self._accounts.authorize(
             session, Action.DECISION_TAKE, Target(f"case:{request.case_id}", site=site)
         )
+        if status not in ("PROGRAM", "ACTIF"):
+            # Its compte rendu is signed: a decision now would post-date the signed
+            # record of the régulation. A new call or alert opens a new case.
+            raise self._refuse(
+                session,
+                request.case_id,
+                f"case {request.case_id} is {status}: its régulation is over (compte rendu"
+                " signed); a new call opens a new case",
+            )
         try:
             labels = code_labels(request, self._codes_dir)
         except ValueError as exc:

@@ -34,7 +34,11 @@ from console.cases import (
     Decision,
     DecisionRequest,
     Decisions,
+    ManualCaseRequest,
+    StatusRequest,
+    advance,
     build_compte_rendu,
+    open_by_hand,
     render_markdown,
     sign_compte_rendu,
 )
@@ -258,6 +262,13 @@ class ExportReply(_Model):
     text: str
 
 
+class ManualCaseReply(_Model):
+    """The case a call was recorded on, and whether it was opened by this call."""
+
+    case_id: str
+    opened: bool
+
+
 class CompteRenduReply(_Model):
     case_id: str
     markdown: str
@@ -334,15 +345,18 @@ class RegulationService:
 
     def _rows(self, where: str = "", params: Sequence[Any] = ()) -> list[BoardRow]:
         store = self._services.store
-        patients: dict[str, list[str]] = {}
-        for case_id, rid in store.fetchall(
-            "SELECT case_id, resident_id FROM case_residents ORDER BY rowid"
-        ):
-            patients.setdefault(case_id, []).append(rid)
         rows = store.fetchall(f"{_ROW_SQL} {where} ORDER BY opened_ts", params)
+        patients: dict[str, list[str]] = {}
         video: dict[str, str] = {}
         if rows:
             marks = ",".join("?" * len(rows))
+            # Only these cases' patients: the table holds every case ever opened.
+            for case_id, rid in store.fetchall(
+                f"SELECT case_id, resident_id FROM case_residents WHERE case_id IN ({marks})"  # noqa: S608
+                " ORDER BY rowid",
+                [r[0] for r in rows],
+            ):
+                patients.setdefault(case_id, []).append(rid)
             sql = f"SELECT case_ref, event FROM video_events WHERE case_ref IN ({marks})"  # noqa: S608
             for case_ref, event in store.fetchall(
                 f"{sql} AND event != 'stream_quality' ORDER BY event_id",
@@ -419,9 +433,14 @@ class RegulationService:
             while True:
                 delta = await queue.get()
                 if session.site is not None:
+                    # A nurse's board is her own site's (records-security.md): the rows
+                    # and the alarms about them, nothing of another site's cases.
+                    mine = tuple(r for r in delta.upserts if r.site == session.site)
+                    ids = {r.case_id for r in mine}
                     delta = delta.model_copy(
                         update={
-                            "upserts": tuple(r for r in delta.upserts if r.site == session.site),
+                            "upserts": mine,
+                            "alarms": tuple(a for a in delta.alarms if a.case_id in ids),
                         }
                     )
                 yield delta
@@ -798,6 +817,41 @@ class RegulationService:
         video_session: str = await self._call(self._video_entry, session, entry)
         self.publish([CaseEvent("video", entry.case_id, None, datetime.now(UTC).timestamp())])
         return video_session
+
+    async def open_case(self, session: Session, request: ManualCaseRequest) -> ManualCaseReply:
+        """Open a case by hand on a call (``case.create``; audited), or join the
+        resident's open case: a case is never duplicated (cases.md)."""
+        services = self._services
+        settings = services.settings
+        now = datetime.now(UTC)
+
+        def call() -> tuple[str, bool]:
+            return open_by_hand(
+                services.store,
+                services.accounts,
+                session,
+                request,
+                centre=settings.centre,
+                codes_dir=settings.hub_sante_dir,
+                now=now,
+            )
+
+        case_id, opened = await self._call(call)
+        rid = f"{request.site}/{request.resident}"
+        event = "case_opened" if opened else "call"
+        self.publish([CaseEvent(event, case_id, rid, now.timestamp(), {"source": "call"})])
+        return ManualCaseReply(case_id=case_id, opened=opened)
+
+    async def advance_case(self, session: Session, request: StatusRequest) -> str:
+        """Validate (``case.validate``) or close (``case.close``) a finished case, one
+        step at a time; returns the new status (console.cases._lifecycle)."""
+        services = self._services
+        now = datetime.now(UTC)
+        status: str = await self._call(
+            lambda: advance(services.store, services.accounts, session, request, now=now)
+        )
+        self.publish([CaseEvent("status", request.case_id, None, now.timestamp(), {"to": status})])
+        return status
 
     def codes(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """Each decision field's official codes with their French labels (select lists).

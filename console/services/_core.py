@@ -15,7 +15,7 @@ Both return :class:`~console.cases.CaseEvent` s (``case_opened``, ``priority_cha
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from console.cases import CaseBook, CaseEvent, resident_id
@@ -94,12 +94,34 @@ class RegulationCore:
         if not items:
             return Received([])
         now = max(i.received_ts for i in items)
-        if not triage:
-            return self._applied(self.ingest.accept(items), now)
-        with self.services.store.transaction():
-            got = self._applied(self.ingest.accept(items), now)
-            events = self._triage_touched(got.outcomes, now)
+        with self._consistent(now):
+            if not triage:
+                return self._applied(self.ingest.accept(items), now)
+            with self.services.store.transaction():
+                got = self._applied(self.ingest.accept(items), now)
+                events = self._triage_touched(got.outcomes, now)
         return Received(got.outcomes, got.events + events) if events else got
+
+    @contextlib.contextmanager
+    def _consistent(self, now: float) -> Iterator[None]:
+        """On any failure, rebuild the case book from what is committed.
+
+        The book's memory (latest values, open cases) changes as a batch is applied,
+        inside the batch's transaction. When that transaction rolls back (a disk error,
+        a constraint), the memory would keep samples whose rows do not exist and, worse,
+        a case id that was never committed: later results would land on a case no one
+        can see. Failures are rare; re-reading the state then is cheap and exact.
+        """
+        try:
+            yield
+        except BaseException:
+            self.cases.restore(now)
+            # The incident watch counted the batch's failures and noted the incidents it
+            # raised, whose rows rolled back: forget its counts (a redelivered batch then
+            # raises them again; at worst an incident twice within its quiet hour, never
+            # none).
+            self.watch = IncidentWatch(self.services.store)
+            raise
 
     def _triage_touched(self, outcomes: Sequence[Outcome], now: float) -> list[CaseEvent]:
         """Score the residents accepted messages or frames were about (see :meth:`receive`)."""
@@ -142,11 +164,12 @@ class RegulationCore:
     ) -> Received:
         """What a serial reader decoded: stored, applied, incidents raised (``triage``:
         as for :meth:`receive`, in one commit)."""
-        if not triage:
-            return self._applied(self.ingest.accept_frames(source, items, now), now)
-        with self.services.store.transaction():
-            got = self._applied(self.ingest.accept_frames(source, items, now), now)
-            events = self._triage_touched(got.outcomes, now)
+        with self._consistent(now):
+            if not triage:
+                return self._applied(self.ingest.accept_frames(source, items, now), now)
+            with self.services.store.transaction():
+                got = self._applied(self.ingest.accept_frames(source, items, now), now)
+                events = self._triage_touched(got.outcomes, now)
         return Received(got.outcomes, got.events + events) if events else got
 
     def receive_lines(
@@ -169,7 +192,7 @@ class RegulationCore:
         """
         if not any(items for _, items in lines):
             return [Received([]) for _ in lines]
-        with contextlib.ExitStack() as stack:
+        with self._consistent(now), contextlib.ExitStack() as stack:
             if triage:
                 stack.enter_context(self.services.store.transaction())
             per_line = self.ingest.accept_lines(lines, now)
@@ -222,4 +245,5 @@ class RegulationCore:
     def tick(self, now: float) -> list[CaseEvent]:
         """The triage tick (default every second)."""
         self._scored_at = max(self._scored_at, now)
-        return self.cases.tick(now)
+        with self._consistent(now):
+            return self.cases.tick(now)
