@@ -18,6 +18,7 @@ from scenarios._build import (
 from scenarios._capture import (
     CAPTURE_FORMAT,
     CAPTURE_VERSION,
+    CAPTURE_VERSIONS,
     Capture,
     CaptureError,
     CaptureResult,
@@ -69,6 +70,7 @@ from scenarios._wired import TRANSPORTS, TransportStallError, WiredReplay
 __all__ = [
     "CAPTURE_FORMAT",
     "CAPTURE_VERSION",
+    "CAPTURE_VERSIONS",
     "DEVICE_KINDS",
     "FAULT_KINDS",
     "LIBRARY_DIR",

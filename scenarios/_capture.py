@@ -13,6 +13,10 @@ bytes, at their recorded arrival times, to the same ingest, cases and triage as
   bytes as read, base64), MQTT ``{"t", "src", "topic", "payload", "qos", "retain",
   "properties"}`` (payload base64, MQTT v5 properties as paho gives them). ``t`` is
   seconds since ``started`` (microseconds).
+* Readers accept the versions in :data:`CAPTURE_VERSIONS` and refuse any other by its
+  header alone (whatever else the file holds): a capture written by a newer samu gets
+  "unsupported capture: format version 2 (this samu reads capture version 1 …)",
+  never a TOML or digest error.
 * The last line is the trailer ``{"end": true, "records": N, "sha256": H}``: ``H`` is the
   SHA-256 of every byte of the file before the trailer line. A file without it
   (truncated: the capture was killed, the copy cut short) or whose digest or record
@@ -49,6 +53,8 @@ from transport import BrokerConfig, MqttError, client_for, settle
 
 CAPTURE_FORMAT = "samu-capture"
 CAPTURE_VERSION = 1
+#: The format versions :func:`read_capture` reads (it writes :data:`CAPTURE_VERSION`).
+CAPTURE_VERSIONS: tuple[int, ...] = (1,)
 #: Site of serial ports captured without one (``--serial PORT[:FORMAT]``).
 CAPTURE_SITE = "capture"
 
@@ -190,6 +196,26 @@ class Capture:
     sources: list[dict[str, Any]]
     records: list[Record]
 
+    def signed_senders(self) -> dict[tuple[str, str], int]:
+        """MQTT messages that are signed envelopes (a ``mac``), counted per (site, device).
+
+        Their verification needs the senders' keys (``samu replay --keys``): without
+        them every one is quarantined, and the replay says nothing of the field problem.
+        """
+        out: dict[tuple[str, str], int] = {}
+        for r in self.records:
+            if r.src != "mqtt" or not r.data.lstrip().startswith(b"{"):
+                continue
+            try:
+                envelope = json.loads(r.data)
+            except ValueError:
+                continue
+            if not isinstance(envelope, dict) or not isinstance(envelope.get("mac"), str):
+                continue
+            sender = (str(envelope.get("site", "?")), str(envelope.get("device", "?")))
+            out[sender] = out.get(sender, 0) + 1
+        return out
+
     @property
     def serial_sources(self) -> dict[str, SerialSource]:
         return {
@@ -200,17 +226,45 @@ class Capture:
 
 
 def is_capture(path: Path) -> bool:
-    """Whether ``path`` starts like a capture file (so ``samu replay`` reads it as one)."""
+    """Whether ``path`` is meant as a capture file (so ``samu replay`` reads it as one).
+
+    Judged on the header line's ``format`` alone, whatever its key order, spacing or
+    version: a capture written by another version of samu must reach :func:`read_capture`
+    and be refused for its version, not be misread as a TOML scenario.
+    """
     try:
         with path.open("rb") as fh:
-            head = fh.read(64)
+            head = fh.read(_SNIFF_BYTES)
     except OSError:
         return False
-    return head.startswith(b'{"format":"' + CAPTURE_FORMAT.encode())
+    return _capture_header(head) is not None
+
+
+#: How much of a file :func:`is_capture` reads (a header is well under 1 kB per source).
+_SNIFF_BYTES = 64 * 1024
+#: A header line cut by the sniff (thousands of sources) or damaged, still ours.
+_HEADER_HINT = re.compile(rb'\A\s*\{[^\n]*"format"\s*:\s*"' + CAPTURE_FORMAT.encode() + rb'"')
+
+
+def _capture_header(head: bytes) -> dict[str, Any] | None:
+    """The header of a capture starting with ``head`` (``{}`` when it is ours but does not
+    parse), or ``None`` for any other file."""
+    line = head.split(b"\n", 1)[0]
+    try:
+        header = json.loads(line)
+    except ValueError:
+        return {} if _HEADER_HINT.match(head) else None
+    if isinstance(header, dict) and header.get("format") == CAPTURE_FORMAT:
+        return header
+    return None
 
 
 def read_capture(path: Path) -> Capture:
     """Read and verify a capture file.
+
+    The header is judged first: a file of another format version is refused for that
+    (naming the version found and those supported) before its trailer or digest are
+    looked at, since another version may lay them out differently.
 
     Raises:
         CaptureError: unreadable, not a capture, another version, truncated (no trailer)
@@ -220,6 +274,22 @@ def read_capture(path: Path) -> Capture:
         data = path.read_bytes()
     except OSError as exc:
         raise CaptureError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    header = _capture_header(data)
+    if header is None:
+        raise CaptureError(f"{path}: not a samu capture file")
+    if b"\n" not in data:
+        raise CaptureError(f"{path}: truncated capture (the header line is cut)")
+    if not header:
+        raise CaptureError(f"{path}: malformed capture: the header line is not JSON")
+    version = header.get("version")
+    if type(version) is not int or version not in CAPTURE_VERSIONS:
+        supported = ", ".join(str(v) for v in CAPTURE_VERSIONS)
+        found = "no format version" if version is None else f"format version {json.dumps(version)}"
+        newer = type(version) is int and version > max(CAPTURE_VERSIONS)
+        raise CaptureError(
+            f"{path}: unsupported capture: {found} (this samu reads capture version "
+            f"{supported}{'; a newer samu wrote it' if newer else ''})"
+        )
     if not data.endswith(b"\n"):
         raise CaptureError(f"{path}: truncated capture (the last line is cut)")
     body_end = data.rfind(b"\n", 0, len(data) - 1) + 1
@@ -234,24 +304,14 @@ def read_capture(path: Path) -> Capture:
         raise CaptureError(f"{path}: capture digest mismatch: the file was edited or corrupted")
     lines = body.splitlines()
     try:
-        header = json.loads(lines[0]) if lines else None
-        if not isinstance(header, dict) or header.get("format") != CAPTURE_FORMAT:
-            raise CaptureError(f"{path}: not a samu capture file")
-        if header.get("version") != CAPTURE_VERSION:
-            raise CaptureError(
-                f"{path}: unsupported capture version {header.get('version')!r} "
-                f"(this version reads {CAPTURE_VERSION})"
-            )
         records = [_record(json.loads(line)) for line in lines[1:]]
         started = float(header["started"])
         sources = list(header["sources"])
-    except CaptureError:
-        raise
+        known = {s["id"] for s in sources}
     except (ValueError, KeyError, TypeError) as exc:
         raise CaptureError(f"{path}: malformed capture: {exc}") from None
     if trailer.get("records") != len(records):
         raise CaptureError(f"{path}: capture record count mismatch: the file was edited")
-    known = {s["id"] for s in sources}
     unknown = sorted({r.src for r in records} - known)
     if unknown:
         raise CaptureError(f"{path}: malformed capture: records of unknown source {unknown[0]}")

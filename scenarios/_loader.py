@@ -82,6 +82,11 @@ def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
     if not p.exists() and p.suffix == "" and (LIBRARY_DIR / f"{p.name}.toml").exists():
         p = LIBRARY_DIR / f"{p.name}.toml"
+    from scenarios._capture import is_capture
+
+    if is_capture(p):  # JSON lines, not TOML: say what it is and what reads it
+        what = "this is a capture file (samu capture), not a scenario"
+        raise ScenarioError(str(p), [f"{what}: replay it with samu replay {p}"])
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -95,9 +95,10 @@ def test_mqtt_capture_replays_to_what_the_hub_stored(
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=30)
     assert observations(hub_db) == (got["observations"], got["store_sha256"])
-    # without the keys, every envelope is quarantined as an unknown device, nothing lost
-    bare = replayed(capsys, cap)
-    assert bare["accepted"] == 0 and bare["quarantined"] == {"unknown_device": got["accepted"]}
+    # without the keys nothing could be verified: refused, saying which option is missing
+    assert main(["replay", str(cap), "--json"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "cannot be verified" in err and "--keys FILE" in err and "--keys-out" in err
 
 
 @pytest.mark.slow  # ~5 s

@@ -10,7 +10,9 @@ arrival time — into FILE, a versioned, digested format of its own (docs/captur
 ``capture``) or the hub's ``port=URL,format=F,site=S,device=D[,patient=P][,baud=N]``.
 Runs for ``--seconds`` or until SIGINT/SIGTERM, then writes the trailer (digest): a
 capture cut short has none and is refused on replay. Prints ``capturing`` on stdout once
-every source listens, and a summary line at the end.
+every source listens, and a summary line at the end. FILE is a recording that cannot be
+made again: an existing one is never overwritten; it is created mode 0600 (the traffic
+holds vitals and bilans) and fsynced when the capture ends (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from console.cli._main import EXIT_OK, UsageError
+from console.cli._output import new_output, refuse_existing
 
 
 def register(
@@ -32,7 +35,13 @@ def register(
         description="Record MQTT messages (hub topics) and serial bytes with their arrival "
         "times to FILE until --seconds pass or SIGINT/SIGTERM; samu replay FILE plays it back.",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="capture file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="capture file (a new one: never overwritten; mode 0600)",
+    )
     p.add_argument("--mqtt", metavar="URL", help="broker to listen to (the hub's topics)")
     p.add_argument(
         "--serial",
@@ -63,10 +72,7 @@ def _capture(args: argparse.Namespace) -> int:
         raise UsageError(f"--serial {exc}") from None
     broker = broker_of(args, args.mqtt) if args.mqtt else None
     out: Path = args.out
-    if out.exists():
-        raise UsageError(f"--out {out}: the file exists (a capture is never overwritten)")
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {out}: directory does not exist")
+    refuse_existing(out, "--out", "a capture")  # a recording cannot be made again
     sources = [p.as_header(f"s{i}") for i, p in enumerate(ports)]
     if broker is not None:
         sources.append({"id": "mqtt", "kind": "mqtt", "broker": broker.display})
@@ -92,18 +98,20 @@ def _capture(args: argparse.Namespace) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    with out.open("xb") as fh:
+    # Traffic holds vitals and bilans (identities): 0600; fsynced however it ends.
+    failed: scenarios.CaptureError | None = None
+    with new_output(out, option="--out", what="a capture", private=True) as fh:
         writer = scenarios.CaptureWriter(fh, sources, time.time())
         try:
             asyncio.run(main(writer))
         except scenarios.CaptureError as exc:
-            writer.close()  # what was recorded stays usable: nothing lost
-            if writer.records == 0:
-                # Nothing was recorded: no file left behind to refuse the retry with.
-                fh.close()
-                out.unlink(missing_ok=True)
-                raise UsageError(f"{exc} (nothing recorded, no file written)") from None
-            raise UsageError(f"{exc} ({writer.records} record(s) kept in {out})") from None
-        writer.close()
+            failed = exc
+        writer.close()  # the trailer: what was recorded stays usable, nothing lost
+    if failed is not None:
+        if writer.records == 0:
+            # Nothing was recorded: no file left behind to refuse the retry with.
+            out.unlink(missing_ok=True)
+            raise UsageError(f"{failed} (nothing recorded, no file written)") from None
+        raise UsageError(f"{failed} ({writer.records} record(s) kept in {out})") from None
     print(f"captured {writer.records} record(s) to {out}", flush=True)
     return EXIT_OK

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from console.cli._context import services_of
 from console.cli._main import EXIT_OK, UsageError
+from console.cli._output import refuse_existing
 
 
 def register(
@@ -86,11 +87,7 @@ def _scenario_senders(name: str) -> list[object]:
 def _check_out(path: Path | None, option: str) -> Path:
     if path is None:
         raise UsageError(f"give {option} FILE: the new keys must be handed to the devices")
-    if path.exists():
-        raise UsageError(f"{option} {path}: the file exists (keys are never overwritten)")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: directory does not exist")
-    return path
+    return refuse_existing(path, option, "a key file")  # secrets: docs/cli.md
 
 
 def _enrol(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@
 Exactly as interop.md. Exit codes: 0 ok; 1 a check failed (``validate``: a message is
 invalid; ``idco import``: a message was quarantined; an identity export refused); 2 usage
 or unusable input (missing file, not JSON, schema errors on import, no such case), with
-nothing written. Output files are written whole or not at all (a temporary file renamed
-into place), mode 0600: they carry clinical data.
+nothing written. ``-o FILE`` replaces FILE atomically (whole or not at all: a failed
+export keeps the previous file), mode 0600: they carry clinical data (docs/cli.md).
 
 Every read of a case is audited as the local operator (``case.export``, like ``samu
 records``); identity traits go into an export only with ``--identity --as USER``: the
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.cli._context import services_of, settings_of
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from console.cli._output import check_output, write_output
 
 if TYPE_CHECKING:
     from console.interop import CaseData, HubSanteSchemas
@@ -55,7 +54,13 @@ def register(
         "EDXL-DE distribution envelope.",
     )
     p.add_argument("--case", required=True, metavar="ID", help="case id (fr.health.samu…)")
-    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write to FILE, not stdout")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write to FILE (replaced whole, mode 0600), not stdout",
+    )
     p.add_argument("--envelope", action="store_true", help="inside the EDXL-DE envelope")
     p.add_argument("--bilan", action="store_true", help="the bilans, as RS-BPV")
     p.add_argument(
@@ -90,7 +95,13 @@ def register(
         help="write a case as one FHIR R4 document Bundle (JSON)",
     )
     p.add_argument("--case", required=True, metavar="ID", help="case id")
-    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write to FILE, not stdout")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write to FILE (replaced whole, mode 0600), not stdout",
+    )
     p.add_argument("--audit", action="store_true", help="add the case's AuditEvent entries")
     _identity_options(p)
     p.set_defaults(handler=_fhir_export)
@@ -120,11 +131,14 @@ def _identity_options(p: argparse.ArgumentParser) -> None:
 
 
 def _read(path: Path) -> bytes:
+    # Read at most one byte past the limit rather than trusting the size: a device
+    # (/dev/zero) or a pipe (<(cat file)) says 0 and never ends.
     try:
-        size = path.stat().st_size
-        if size > MAX_INPUT:
-            raise UsageError(f"{path}: {size} bytes, more than {MAX_INPUT} (not a message file)")
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(MAX_INPUT + 1)
+        if len(data) > MAX_INPUT:
+            raise UsageError(f"{path}: more than {MAX_INPUT} bytes (not a message file)")
+        return data
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory, not a file") from None
     except FileNotFoundError:
@@ -134,28 +148,17 @@ def _read(path: Path) -> bytes:
 
 
 def _check_out(path: Path | None) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageError(f"-o {path}: is a directory")
-    if not path.parent.is_dir():
-        raise UsageError(f"-o {path}: no such directory {path.parent}")
+    if path is not None:
+        check_output(path, "-o")
 
 
 def _write(path: Path | None, text: str) -> None:
-    """``text`` to stdout, or into ``path`` whole (temporary file renamed), mode 0600."""
+    """``text`` to stdout, or into ``path`` whole or not at all, mode 0600 (clinical data;
+    docs/cli.md, "Output files")."""
     if path is None:
         sys.stdout.write(text)
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_output(path, text, option="-o", private=True)
 
 
 def _codes_dir(args: argparse.Namespace) -> Path:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from console.cli._main import EXIT_OK, UsageError
+from console.cli._output import write_output
 
 CHUNK_SIZE: Final[int] = 64 * 1024
 #: Exit code of a file or pipe decode cut short by Ctrl-C (as ``samu`` gives elsewhere).
@@ -297,10 +298,10 @@ def _schema(args: argparse.Namespace) -> int:
     out: Path = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for schema_name, schema in sorted(schemas.items()):
-            path = out / f"{schema_name}.json"
-            path.write_text(json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     except OSError as exc:
         raise UsageError(f"cannot write schemas into {out}: {exc.strerror}") from None
+    for schema_name, schema in sorted(schemas.items()):
+        text = json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        write_output(out / f"{schema_name}.json", text, option="--out", private=False)
     print(f"wrote {len(schemas)} schemas into {out}", file=sys.stderr)
     return EXIT_OK

@@ -7,7 +7,8 @@
   named with ``--mqtt`` that cannot be read makes the result unusable, a configured one
   only adds a note.
 * ``samu audit export [--since SEQ] [--until SEQ] [--out FILE]`` — FHIR R4 AuditEvent
-  JSON lines; the export is audited.
+  JSON lines; the export is audited. ``--out`` replaces FILE atomically, mode 0600
+  (docs/cli.md, "Output files"): a failed export keeps the previous file.
 * ``samu audit checkpoint [--mqtt URL [--replace-retained]]`` — sign and publish a
   checkpoint now (directory, and retained topic when a broker is given or configured;
   exit 1 when the broker did not take it).
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.cli._context import broker_of, db_path, services_of, settings_of
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from console.cli._output import atomic_output, check_output
 
 if TYPE_CHECKING:
     from console.records import AuditContext, Checkpoint, Store
@@ -116,7 +118,9 @@ def _register_audit(sub: _Sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--since", type=int, default=1, metavar="SEQ", help="first seq (default 1)")
     p.add_argument("--until", type=int, default=None, metavar="SEQ", help="last seq (default: end)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="write to FILE (mode 0600), not stdout")
+    p.add_argument(
+        "--out", type=Path, metavar="FILE", help="write to FILE (replaced whole, mode 0600)"
+    )
     p.set_defaults(handler=_audit_export)
 
     p = actions.add_parser("checkpoint", parents=[common], help="sign and publish a checkpoint now")
@@ -341,6 +345,8 @@ def _audit_export(args: argparse.Namespace) -> int:
 
     if args.since < 1 or (args.until is not None and args.until < args.since):
         raise UsageError("--since must be >= 1 and --until >= --since")
+    if args.out is not None:
+        check_output(args.out, "--out")  # before the trail is read, not after
     who = AuditContext.local()
     with _store(args) as store:
         detail: dict[str, Any] = {"since": args.since, "format": "fhir-r4-auditevent-ndjson"}
@@ -348,8 +354,8 @@ def _audit_export(args: argparse.Namespace) -> int:
             detail["until"] = args.until
         try:
             if args.out is not None:
-                fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                # Whole or not at all: a failed export keeps the previous file (docs/cli.md).
+                with atomic_output(args.out, option="--out", private=True) as out:
                     count, first, last = write_fhir_lines(
                         store.conn, out, store.log_id, args.since, args.until
                     )
@@ -364,11 +370,13 @@ def _audit_export(args: argparse.Namespace) -> int:
             store.append_audit(who.event("audit.export", "audit-trail", detail=detail))
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
-        except OSError as exc:
+        except (OSError, UsageError) as exc:
             store.append_audit(
                 who.event("audit.export", "audit-trail", outcome="failure", detail=detail)
             )
-            raise UsageError(f"cannot write export: {exc}") from exc
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"cannot write export: {exc.strerror or exc}") from exc
         detail.update(
             {"count": count, "first": first, "last": last, "to": "file" if args.out else "stdout"}
         )

@@ -25,7 +25,9 @@ that failed: one line says why).
 scenario, replayed at once or written with ``--write FILE``. A capture file
 (``samu capture``) is recognised by its header and played back bit-exactly
 (``scenarios.replay_capture``): it has no expectations, so the report is what was
-ingested and quarantined, exit 0; a truncated or edited capture is refused (exit 2).
+ingested and quarantined, exit 0; a capture of another format version, a truncated or
+edited one, or one of signed MQTT traffic given without ``--keys`` is refused (exit 2,
+see :func:`_capture`).
 
 Without ``--headless``, in a terminal, the tester watches the run live
 (``console.tui.ReplayApp``: simulated clock, open cases, verdicts as judged); the run,
@@ -38,13 +40,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from console.cli._output import check_output, write_output
 
 
 def register(
@@ -72,9 +74,15 @@ def register(
     gen.add_argument("--rate", type=float, default=1.0, metavar="HZ", help="per device (default 1)")
     gen.add_argument("--duration", default="10m", metavar="D", help="e.g. 600, 10m (default 10m)")
     gen.add_argument("--seed", type=int, default=0, metavar="N", help="default 0")
-    gen.add_argument("--write", type=Path, metavar="FILE", help="write the scenario, no replay")
+    gen.add_argument(
+        "--write", type=Path, metavar="FILE", help="write the scenario (replacing FILE), no replay"
+    )
     p.add_argument(
-        "--keys", type=Path, metavar="KEYS.json", help="captures: sender keys to enrol first"
+        "--keys",
+        type=Path,
+        metavar="KEYS.json",
+        help="captures of signed MQTT traffic (required for them): the senders' keys, as "
+        "written by samu sim --keys-out or samu devices enrol --keys-out",
     )
     p.set_defaults(handler=_replay)
 
@@ -107,12 +115,8 @@ def _generated(args: argparse.Namespace) -> object | None:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.write is not None:
-        if args.write.exists():
-            raise UsageError(f"--write {args.write}: the file exists (never overwritten)")
-        try:
-            args.write.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"--write {args.write}: {exc.strerror or exc}") from None
+        # Seeded, so reproducible: replaced whole, like any derived output (docs/cli.md).
+        write_output(args.write, text, option="--write", private=False)
         return text
     return scenarios.loads_scenario(text, f"--generate {args.generate}")
 
@@ -130,11 +134,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.mqtt and args.transport != "mqtt":
         raise UsageError("--mqtt goes with --transport mqtt")
     if args.junit is not None:  # said now, not after a run of minutes
-        folder = args.junit.parent if str(args.junit.parent) else Path(".")
-        if args.junit.is_dir():
-            raise UsageError(f"--junit {args.junit}: a directory (give a file name)")
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise UsageError(f"--junit {args.junit}: cannot write in {folder}")
+        check_output(args.junit, "--junit")
     captures = [Path(f) for f in args.files if scenarios.is_capture(Path(f))]
     if captures:
         if len(args.files) != 1 or generated is not None:
@@ -268,10 +268,7 @@ def _scenarios(
             else:
                 hooks.judged(_lines(report)[1:], report.missed == 0)
     if args.junit is not None:
-        try:
-            args.junit.write_bytes(scenarios.junit(reports))
-        except OSError as exc:
-            raise UsageError(f"--junit {args.junit}: {exc.strerror or exc}") from None
+        write_output(args.junit, scenarios.junit(reports), option="--junit", private=False)
     return EXIT_OK if all(r.missed == 0 for r in reports) else EXIT_CHECK_FAILED
 
 
@@ -291,8 +288,25 @@ def _engine(
     )
 
 
+#: Where a capture's sender keys come from, for the errors and notes that need them.
+_KEYS_HINT = (
+    "give --keys FILE, the keys file written by samu sim --keys-out or "
+    "samu devices enrol --keys-out"
+)
+
+
 def _capture(args: argparse.Namespace, path: Path) -> int:
-    """A capture: verified, played into a fresh core, summarised (no expectations)."""
+    """A capture: verified, played into a fresh core, summarised (no expectations).
+
+    A capture of signed MQTT traffic needs its senders' keys (``--keys``): without them
+    every envelope would be quarantined, and a report of "0 accepted" would look like a
+    finding about the field when it only says the keys were not given. That run is
+    refused before it starts, exit 2: scenarios.md reserves 1 for a missed expectation
+    (a capture has none) and 2 for "a bad file or usage", which this is — the command
+    line lacks an input the file needs. With ``--keys``, the replay is what a hub with
+    those enrolments would have done, exit 0; signed messages from senders the key file
+    does not hold, or that fail its MAC check, are pointed out on stderr.
+    """
     import scenarios
     from console.ingest import EnrolmentError, read_key_file
     from console.records import Store
@@ -305,7 +319,13 @@ def _capture(args: argparse.Namespace, path: Path) -> int:
         capture = scenarios.read_capture(path)
     except scenarios.CaptureError as exc:
         raise UsageError(str(exc)) from None
-    keys: list[object] = []
+    signed = capture.signed_senders()
+    if signed and args.keys is None:
+        raise UsageError(
+            f"{path}: its {sum(signed.values())} MQTT message(s) from {len(signed)} sender(s) "
+            f"are signed and cannot be verified without the senders' keys: {_KEYS_HINT}"
+        )
+    keys: list[Any] = []
     if args.keys is not None:
         try:
             keys = list(read_key_file(args.keys))
@@ -317,7 +337,7 @@ def _capture(args: argparse.Namespace, path: Path) -> int:
         if db_arg and db.exists():
             raise UsageError(f"--db {db}: the file exists (a replay needs a fresh store)")
         with open_services(Settings(db=db), create=True) as services:
-            result = scenarios.replay_capture(capture, services, keys=keys)  # type: ignore[arg-type]
+            result = scenarios.replay_capture(capture, services, keys=keys)
         with Store.open(db, readonly=True) as store:
             digest = scenarios.store_digest(store)
             (observations,) = store.fetchone("SELECT count(*) FROM observations")
@@ -333,6 +353,7 @@ def _capture(args: argparse.Namespace, path: Path) -> int:
         "cases_opened": sum(1 for e in result.events if e.event == "case_opened"),
         "store_sha256": digest,
     }
+    _key_notes(args.keys, signed, {(s.site, s.device) for s, _ in keys}, result.quarantined)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
@@ -346,6 +367,35 @@ def _capture(args: argparse.Namespace, path: Path) -> int:
             f"{summary['cases_opened']} case(s) opened; store_sha256 {digest}"
         )
     return EXIT_OK
+
+
+def _key_notes(
+    keys_file: Path | None,
+    signed: dict[tuple[str, str], int],
+    known: set[tuple[str, str]],
+    quarantined: dict[str, int],
+) -> None:
+    """On stderr: signed messages the key file could not verify (a wrong or stale file
+    looks exactly like a field of bad devices, so say which it may be)."""
+    if keys_file is None:
+        return
+    missing = sorted(sender for sender in signed if sender not in known)
+    if missing:
+        count = sum(signed[s] for s in missing)
+        first = "/".join(missing[0])
+        print(
+            f"samu replay: note: {count} signed message(s) from {len(missing)} sender(s) "
+            f"not in {keys_file} (e.g. {first}) were quarantined as unknown_device: is it "
+            "the key file of this capture's senders?",
+            file=sys.stderr,
+        )
+    if quarantined.get("mac"):
+        print(
+            f"samu replay: note: {quarantined['mac']} message(s) failed the MAC check with "
+            f"the keys of {keys_file} (a key rotated since, another run's key file, or the "
+            "field problem itself)",
+            file=sys.stderr,
+        )
 
 
 def _print(report: object, *, as_json: bool) -> None:

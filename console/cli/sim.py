@@ -20,6 +20,7 @@ from pathlib import Path
 
 from console.cli._context import broker_of
 from console.cli._main import EXIT_OK, UsageError
+from console.cli._output import check_output, refuse_existing, write_output
 
 
 def register(
@@ -78,7 +79,10 @@ def register(
         "--keys", type=Path, metavar="FILE", help="sender keys to sign with (JSON key file)"
     )
     p.add_argument(
-        "--keys-out", type=Path, metavar="FILE", help="write the sender keys used (for enrolment)"
+        "--keys-out",
+        type=Path,
+        metavar="FILE",
+        help="write the sender keys used (for enrolment; mode 0600, never overwritten)",
     )
     p.add_argument(
         "--idco-out",
@@ -99,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from firmware_sim import RunOptions, SimError, run_sim
 
+    if args.keys_out is not None:  # secrets, maybe enrolled at a hub already (docs/cli.md)
+        refuse_existing(args.keys_out, "--keys-out", "a key file")
     if args.idco_out is not None:
         return _idco(args)
     if args.mllp:
@@ -165,7 +171,6 @@ def _idco(args: argparse.Namespace) -> int:
     so tests import exactly what a vendor server would have sent.
     """
     import functools
-    import os
     import sys
     from datetime import datetime
 
@@ -186,8 +191,7 @@ def _idco(args: argparse.Namespace) -> int:
     from firmware_sim.transports import InprocPort
 
     out: Path = args.idco_out
-    if out.is_dir() or not out.parent.is_dir():
-        raise UsageError(f"--idco-out {out}: not a file in an existing directory")
+    check_output(out, "--idco-out")
     if args.mqtt or args.gateway:
         raise UsageError("--idco-out writes a file: no --mqtt or --gateway with it")
     duration = args.duration if args.duration is not None else 86400.0
@@ -273,10 +277,8 @@ def _idco(args: argparse.Namespace) -> int:
             names.append(spec.device_id)
         sim.start()
     clock.run_until(duration)
-    data = writer.data()
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    # Reproducible (seeded, virtual clock): replaced whole; patient data, even simulated: 0600.
+    write_output(out, writer.data(), option="--idco-out", private=True)
     if args.keys_out is not None:
         keys.dump(args.keys_out)
     for name in names:

@@ -2,10 +2,11 @@
 
 ``score`` follows the contract of design note triage.md: CSV in (file or ``-`` for
 stdin), CSV out (stdout, or ``-o`` written to a temporary file and renamed into place so
-an interrupted run never leaves half a file), exit 0 when every row scored, 1 when any
-row was bad (its reasons start with ``error:``), 2 on a usage error. The output columns
-are exactly the contract's; the policy that scored the rows (``--policy`` or the shipped
-one) is named with its version and SHA-256 on stderr.
+an interrupted run never leaves half a file nor loses the previous one; mode 0600),
+exit 0 when every row scored, 1 when any row was bad (its reasons start with
+``error:``), 2 on a usage error. The output columns are exactly the contract's; the
+policy that scored the rows (``--policy`` or the shipped one) is named with its version
+and SHA-256 on stderr.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from console.cli._output import atomic_output
 
 if TYPE_CHECKING:
     from console.triage import Policy
@@ -151,7 +151,8 @@ def _input(name: str) -> Iterator[TextIO]:
 
 @contextmanager
 def _output(name: str | None) -> Iterator[TextIO]:
-    """stdout, or a temporary file beside ``name`` renamed over it on success only."""
+    """stdout, or a temporary file beside ``name`` renamed over it on success only
+    (:func:`console.cli._output.atomic_output`)."""
     if name is None:
         buffer = getattr(sys.stdout, "buffer", None)
         if buffer is None:  # stdout replaced by a text-only object (tests capturing it)
@@ -164,25 +165,11 @@ def _output(name: str | None) -> Iterator[TextIO]:
             stream.flush()
             stream.detach()
         return
-    target = Path(name)
-    if not target.parent.is_dir():
-        raise UsageError(f"output directory does not exist: {target.parent}")
-    if target.is_dir():
-        raise UsageError(f"output is a directory, not a file: {name}")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UsageError(f"cannot write in {target.parent}: {exc.strerror}") from exc
-    try:
-        with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            yield fh
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise UsageError(f"cannot write {name}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Vitals are health data: 0600; replaced whole or not at all (docs/cli.md).
+    with atomic_output(
+        Path(name), option="-o", private=True, newline="", errors="surrogateescape"
+    ) as fh:
+        yield fh
 
 
 def _score(args: argparse.Namespace) -> int:

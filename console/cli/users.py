@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from console.cli._context import prompt_secret, services_of
 from console.cli._main import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from console.cli._output import check_output, write_output
 
 _ROLES = ("regulateur", "arm", "ide_ehpad", "auditeur", "admin")
+#: Where the ids ``--patient`` takes come from, for the help and the "no patient" errors.
+_PATIENT_IDS = (
+    "patient ids (pat_ and 16 hex digits) are given when an identity is registered on a "
+    "case: list them with samu rights list, or find one by birth name with "
+    "samu rights list --name NAME"
+)
 
 
 def register(
@@ -98,24 +105,63 @@ def register(
     run.add_argument("--dry-run", action="store_true", help="report only, erase nothing")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(handler=_retention_run)
-    hold = rsub.add_parser("hold", parents=[common], help="place a legal hold on a patient")
-    hold.add_argument("--patient", required=True, metavar="ID")
+    hold = rsub.add_parser(
+        "hold",
+        parents=[common],
+        help="place a legal hold on a patient",
+        description=f"Where ids come from: {_PATIENT_IDS}.",
+    )
+    hold.add_argument(
+        "--patient", required=True, metavar="ID", help="the patient's id: see samu rights list"
+    )
     hold.add_argument("--reason", required=True)
     hold.set_defaults(handler=_retention_hold)
     release = rsub.add_parser("release", parents=[common], help="lift a legal hold")
     release.add_argument("hold_id", metavar="HOLD")
     release.set_defaults(handler=_retention_release)
 
-    rights = sub.add_parser("rights", parents=[common], help="patients' rights (access export)")
+    rights = sub.add_parser(
+        "rights",
+        parents=[common],
+        help="patients' rights (access export)",
+        description=f"Where ids come from: {_PATIENT_IDS}.",
+    )
     gsub = rights.add_subparsers(dest="rights_command", metavar="ACTION", required=True)
+    lst = gsub.add_parser(
+        "list",
+        parents=[common],
+        help="the registered patients' ids (no identity shown; audited)",
+        description="One line per registered patient: id, site, status, created, last "
+        "contact, flags. No identity trait is shown; --name finds a patient by birth name "
+        "(spelling-tolerant, through the blind index; the name is not written to the "
+        "trail). Erased patients are listed (their export still lists the accesses). "
+        "Audited as the local operator (rights.list).",
+    )
+    lst.add_argument("--site", metavar="ID", help="only the patients of this EHPAD site")
+    lst.add_argument("--name", metavar="BIRTH_NAME", help="only patients of this birth name")
+    lst.add_argument("--first-name", metavar="NAME", help="with --name: and this first name")
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    lst.set_defaults(handler=_rights_list)
     export = gsub.add_parser(
         "export",
         parents=[common],
         help="everything held on a patient, and who accessed it (JSON)",
+        description="One JSON document (RGPD art. 15): identity, rectifications, signed "
+        "records, legal holds, break-glass grants and every access from the audit trail. "
+        f"Audited (rights.export). Where ids come from: {_PATIENT_IDS}.",
     )
-    export.add_argument("--patient", required=True, metavar="ID")
     export.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="write to FILE (mode 0600)"
+        "--patient",
+        required=True,
+        metavar="ID",
+        help="the patient's id (pat_…): see samu rights list [--name BIRTH_NAME]",
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write to FILE (replaced whole, mode 0600)",
     )
     export.set_defaults(handler=_rights_export)
 
@@ -308,11 +354,16 @@ def _retention_run(args: argparse.Namespace) -> int:
 
 
 def _retention_hold(args: argparse.Namespace) -> int:
+    from console.identity import UnknownPatientError
+
     with services_of(args) as s:
         try:
             hold_id = s.retention.place_hold(s.operator, args.patient, args.reason)
-        except (KeyError, ValueError) as exc:
-            raise UsageError(str(exc.args[0]) if exc.args else str(exc)) from exc
+        except (UnknownPatientError, KeyError, ValueError) as exc:
+            message = str(exc.args[0]) if exc.args else str(exc)
+            if isinstance(exc, UnknownPatientError) or message.startswith("no patient"):
+                raise UsageError(_unknown_patient(s, args.patient)) from None
+            raise UsageError(message) from exc
     print(f"legal hold {hold_id} placed on {args.patient}")
     return EXIT_OK
 
@@ -333,22 +384,81 @@ def _retention_release(args: argparse.Namespace) -> int:
 def _rights_export(args: argparse.Namespace) -> int:
     from console.identity import UnknownPatientError
 
+    if args.output is not None:
+        check_output(args.output, "-o")  # before the export is built (and audited)
     with services_of(args) as s:
         try:
             document = s.rights.export(s.operator, args.patient)
-        except UnknownPatientError as exc:
-            raise UsageError(str(exc)) from exc
+        except UnknownPatientError:
+            raise UsageError(_unknown_patient(s, args.patient)) from None
     text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK
     out: Path = args.output
-    try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from exc
-    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to an existing file
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_output(out, text, option="-o", private=True)
     print(f"rights export of {args.patient} written to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _unknown_patient(s: Any, patient_id: str) -> str:
+    """The one-line error for an id no patient has: where ids come from, how to list them,
+    and what the id given may have been instead (a resident's reference from a case)."""
+    from protocols import printable  # here, not at the top: `samu --help` stays light
+
+    shown = printable(patient_id[:80])
+    count = s.rights.patient_count()
+    held = "this database holds none yet" if count == 0 else f"this database holds {count}"
+    try:  # the cases' residents: what a stranger most likely typed instead
+        resident = s.store.fetchone(
+            "SELECT resident_id FROM residents WHERE resident_id = ? OR ref = ? LIMIT 1",
+            (patient_id, patient_id),
+        )
+    except sqlite3.Error:
+        resident = None
+    if resident is not None:
+        return (
+            f"no patient with id {shown!r}: that is a resident reference (devices, cases: "
+            f"{printable(resident[0])}), not a registered identity; {_PATIENT_IDS} ({held})"
+        )
+    return f"no patient with id {shown!r}: {_PATIENT_IDS} ({held})"
+
+
+def _rights_list(args: argparse.Namespace) -> int:
+    from protocols import printable
+
+    if args.first_name and not args.name:
+        raise UsageError("--first-name goes with --name")
+    with services_of(args) as s:
+        found = s.rights.patients(
+            s.operator, site=args.site, name=args.name, first_name=args.first_name
+        )
+    if args.json:
+        for p in found:
+            print(json.dumps(p, ensure_ascii=False))
+        return EXIT_OK
+    if not found:
+        narrowed = " matching" if args.site or args.name else ""
+        print(
+            f"no{narrowed} registered patient (a patient's id is given when their identity "
+            "is registered on a case)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    rows = [("ID", "SITE", "STATUS", "CREATED", "LAST CONTACT", "FLAGS")]
+    for p in found:
+        flags = [f for f in ("deceased", "opposition") if p[f]]
+        rows.append(
+            (
+                p["patient_id"],
+                p["site"] or "-",
+                p["status"],
+                p["created_at"],
+                p["last_contact"],
+                ",".join(flags) or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print(printable("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()))
     return EXIT_OK

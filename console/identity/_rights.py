@@ -1,6 +1,9 @@
 """Patients' rights: access (export everything held, and who accessed it), rectification,
 opposition.
 
+``samu rights list`` says which ids there are (:meth:`RightsService.patients`: ids and
+metadata, optionally found by birth name; audited): a patient's id (``pat_…``) is given
+when their identity is registered, and appears nowhere a requester could read it.
 ``samu rights export --patient ID`` answers a RGPD art. 15 request: one JSON document
 with the clear metadata, the decrypted identity, every rectification with its old and
 new values, every signed record (with its offline-verifiable signature bundle), legal
@@ -42,6 +45,63 @@ class RightsService:
         self._patients = patients
         self._store = patients.store
         self._accounts = patients.accounts
+
+    def patients(
+        self,
+        actor: Actor,
+        *,
+        site: str | None = None,
+        name: str | None = None,
+        first_name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The patients whose rights can be exported (``samu rights list``), by id.
+
+        Ids and metadata only (site, status, dates, flags), never an identity trait: a
+        list is not a read of anyone's identity. ``name`` (and ``first_name``) narrows it
+        to a birth name, spelling-tolerant through the blind index
+        (:meth:`PatientService.search`: the name is not written to the trail, erased
+        patients cannot be found by name). Erased patients are listed otherwise: their
+        export still lists who accessed their record. Audited (``rights.list``).
+
+        Raises:
+            Denied: the actor is not the local operator (audited).
+        """
+        auth = self._accounts.authorize(actor, Action.RIGHTS_EXPORT, "patients")
+        keys = (
+            "patient_id",
+            "site",
+            "status",
+            "created_at",
+            "last_contact",
+            "deceased",
+            "opposition",
+            "shredded_at",
+        )
+        where = "" if site is None else " WHERE site = ?"
+        rows = self._store.fetchall(
+            f"SELECT {', '.join(keys)} FROM patients{where} ORDER BY created_at, patient_id",  # noqa: S608
+            () if site is None else (site,),
+        )
+        found = [dict(zip(keys, r, strict=True)) for r in rows]
+        if name is not None:
+            matches = set(self._patients.search(actor, name, first_name=first_name))
+            found = [p for p in found if p["patient_id"] in matches]
+        for p in found:
+            p["deceased"] = bool(p["deceased"])
+            p["opposition"] = bool(p["opposition"])
+        self._accounts.audit(
+            actor,
+            "rights.list",
+            "patients",
+            role=auth.role,
+            detail={"count": len(found), "site": site, "by_name": name is not None},
+        )
+        return found
+
+    def patient_count(self) -> int:
+        """How many patients are registered (a count, not a read: not audited)."""
+        (count,) = self._store.fetchone("SELECT count(*) FROM patients")
+        return int(count)
 
     def accesses(self, patient_id: str) -> list[dict[str, Any]]:
         """Every audit event about this patient, oldest first (no ``detail``)."""
