@@ -91,6 +91,36 @@ def register(
         "createCaseHealth, pseudonymous); see docs/interop.md",
     )
     cr.set_defaults(handler=_compte_rendu)
+    call = rsub.add_parser(
+        "call",
+        parents=[common],
+        help="open a case by hand on a call, or add the call to the resident's open case",
+        description="For a resident the centre knows (data received, or a bound device). "
+        "Codes are Hub Santé's: --motif from the list motif (M03.06 Douleur thoracique …), "
+        "--caller from typeAppelant (SANTE.INF Infirmier …). Password and TOTP asked, or "
+        "SAMU_PASSWORD and SAMU_TOTP. Roles: regulateur, arm.",
+    )
+    call.add_argument("--as", dest="user", required=True, metavar="USER", help="your user id")
+    call.add_argument("--site", required=True, metavar="SITE", help="the EHPAD's site id")
+    call.add_argument("--resident", required=True, metavar="REF", help="the site's resident ref")
+    call.add_argument("--motif", required=True, metavar="CODE", help="Hub Santé motif code")
+    call.add_argument("--caller", metavar="CODE", help="Hub Santé typeAppelant code")
+    call.add_argument("--json", action="store_true", help="print the reply as JSON")
+    call.set_defaults(handler=_call)
+    for name, to, who in (
+        ("validate", "VALIDE", "a régulateur, once its compte rendu is signed (ACHEVE)"),
+        ("close", "CLOTURE", "a régulateur or an ARM, once it is validated (VALIDE)"),
+    ):
+        step = rsub.add_parser(
+            name,
+            parents=[common],
+            help=f"{name} a finished case ({to}): {who}",
+            description=f"One step of a finished case: {to}, by {who}. Password and TOTP "
+            "asked, or SAMU_PASSWORD and SAMU_TOTP.",
+        )
+        step.add_argument("case_id", metavar="CASE_ID")
+        step.add_argument("--as", dest="user", required=True, metavar="USER", help="your user id")
+        step.set_defaults(handler=_step, to=to)
     q = rsub.add_parser("quarantine", parents=[common], help="every quarantined item")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
     q.set_defaults(handler=_quarantine)
@@ -317,6 +347,83 @@ def _decide(args: argparse.Namespace) -> int:
             f"{decision.care_level} {decision.decision_type} (intention {decision.intention}, "
             f"signed by {decision.author} with key {decision.key_id})"
         )
+    return EXIT_OK
+
+
+def _call(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from console.auth import Denied
+    from console.cases import CaseError, CodesError, ManualCaseRequest, load_codes, open_by_hand
+    from console.cli._main import UsageError
+
+    try:
+        request = ManualCaseRequest(
+            site=args.site, resident=args.resident, motif=args.motif, caller=args.caller
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "call"
+        raise UsageError(f"--{where}: {first['msg']}") from None
+    settings = settings_of(args)
+    try:  # codes checked before any login: a typo costs no password
+        codes = load_codes(settings.hub_sante_dir)
+        codes["motif"].label(request.motif)
+        if request.caller is not None:
+            codes["caller"].label(request.caller)
+    except CodesError as exc:
+        raise UsageError(str(exc)) from None
+    with services_of(args) as services, _signed_in(services, args.user) as session:
+        if session is None:
+            return EXIT_CHECK_FAILED
+        try:
+            case_id, opened = open_by_hand(
+                services.store,
+                services.accounts,
+                session,
+                request,
+                centre=services.settings.centre,
+                codes_dir=services.settings.hub_sante_dir,
+                now=datetime.now(UTC),
+            )
+        except (Denied, CaseError) as exc:
+            print(f"samu records: call refused: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+    if args.json:
+        print(json.dumps({"case_id": case_id, "opened": opened}))
+    else:
+        print(f"{'opened' if opened else 'added to the open case'} {case_id}")
+    return EXIT_OK
+
+
+def _step(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from console.auth import Denied
+    from console.cases import CaseError, StatusRequest, advance
+    from console.cli._main import UsageError
+
+    try:
+        request = StatusRequest(case_id=args.case_id, to=args.to)
+    except ValidationError as exc:
+        raise UsageError(f"CASE_ID: {exc.errors()[0]['msg']}") from None
+    with services_of(args) as services, _signed_in(services, args.user) as session:
+        if session is None:
+            return EXIT_CHECK_FAILED
+        try:
+            status = advance(
+                services.store, services.accounts, session, request, now=datetime.now(UTC)
+            )
+        except (Denied, CaseError) as exc:
+            print(f"samu records: refused: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+    print(f"{request.case_id}: {status}")
     return EXIT_OK
 
 
