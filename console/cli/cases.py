@@ -210,7 +210,11 @@ def _show(args: argparse.Namespace) -> int:
         row = store.fetchone(sql, (args.case_id,))
         if row is None:
             _audit(services, "case.read", f"case:{args.case_id[:80]}", {"found": False})
-            print(f"samu records: no case {args.case_id!r}", file=sys.stderr)
+            print(
+                f"samu records: no case {printable(args.case_id[:100])!r} (case ids are listed by"
+                " samu records cases)",
+                file=sys.stderr,
+            )
             return EXIT_CHECK_FAILED
         case = _case(row, _patients(store).get(args.case_id, []))
         case["timeline"] = [
@@ -444,7 +448,11 @@ def _provenance(args: argparse.Namespace) -> int:
             _audit(
                 services, "decision.provenance", f"decision:{args.decision[:80]}", {"found": False}
             )
-            print(f"samu records: no decision {args.decision!r}", file=sys.stderr)
+            print(
+                f"samu records: no decision {printable(args.decision[:100])!r} (a case's"
+                " decisions are listed by samu records show CASE_ID)",
+                file=sys.stderr,
+            )
             return EXIT_CHECK_FAILED
         content, signature_ok = decisions.content(decision.decision_id)
         if not signature_ok:

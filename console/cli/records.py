@@ -661,7 +661,8 @@ def _incident_call(fn: Any, *a: Any, **kw: Any) -> Any:
     try:
         return fn(*a, **kw)
     except IncidentError as exc:
-        raise UsageError(str(exc)) from exc
+        hint = " (ids are listed by samu incidents list)" if "no incident" in str(exc) else ""
+        raise UsageError(f"{exc}{hint}") from exc
 
 
 def _incidents_list(args: argparse.Namespace) -> int:

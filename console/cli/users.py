@@ -373,7 +373,9 @@ def _retention_release(args: argparse.Namespace) -> int:
         try:
             s.retention.release_hold(s.operator, args.hold_id)
         except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from exc
+            raise UsageError(
+                f"{exc.args[0]} (a hold's id is printed when samu retention hold places it)"
+            ) from exc
     print(f"legal hold {args.hold_id} released")
     return EXIT_OK
 
