@@ -201,13 +201,21 @@ def test_a_finished_case_is_validated_then_closed_one_step_at_a_time(world: Worl
     # Validation is a medical act: not the ARM's.
     with pytest.raises(Denied):
         run(w.api.advance_case(arm, StatusRequest(case_id=case_id, to="VALIDE")))
+    # Finished, the case leaves the board for the list of dossiers still to validate.
+    assert run(w.api.board(dr)).rows == ()
+    assert [(r.case_id, r.status) for r in run(w.api.finished(dr))] == [(case_id, "ACHEVE")]
+    assert [r.case_id for r in run(w.api.finished(w.sessions["nurse1"]))] == [case_id]
+    with pytest.raises(Denied):
+        run(w.api.finished(w.sessions["audit1"]))
     assert run(w.api.advance_case(dr, StatusRequest(case_id=case_id, to="VALIDE"))) == "VALIDE"
+    assert [r.status for r in run(w.api.finished(dr))] == ["VALIDE"]
     with pytest.raises(CaseError, match="already VALIDE"):
         run(w.api.advance_case(dr, StatusRequest(case_id=case_id, to="VALIDE")))
     # Closing the validated dossier is the ARM's administrative end of it.
     with pytest.raises(Denied):
         run(w.api.advance_case(w.sessions["nurse1"], StatusRequest(case_id=case_id, to="CLOTURE")))
     assert run(w.api.advance_case(arm, StatusRequest(case_id=case_id, to="CLOTURE"))) == "CLOTURE"
+    assert run(w.api.finished(dr)) == []  # closed: nothing left to do
     with pytest.raises(CaseError, match="a finished step is not taken again"):
         run(w.api.advance_case(dr, StatusRequest(case_id=case_id, to="VALIDE")))
     # A closed dossier takes no new decision.

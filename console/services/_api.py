@@ -417,6 +417,27 @@ class RegulationService:
         )
         return BoardSnapshot(version=self._version, rows=tuple(rows))
 
+    def _finished(self, session: Session, limit: int) -> list[BoardRow]:
+        auth = self._services.accounts.authorize(session, Action.BOARD_VIEW, _board_target(session))
+        where = "WHERE status IN ('ACHEVE', 'VALIDE')"
+        params: tuple[Any, ...] = ()
+        if session.site is not None:
+            where, params = f"{where} AND site = ?", (session.site,)
+        rows = self._rows(where, params)
+        rows = sorted(rows, key=lambda r: r.updated_at, reverse=True)[:limit]
+        self._services.accounts.audit(
+            session, "board.finished", "board", role=auth.role, purpose=auth.purpose,
+            detail={"cases": len(rows)},
+        )  # fmt: skip
+        return rows
+
+    async def finished(self, session: Session, limit: int = 200) -> list[BoardRow]:
+        """Finished cases still to be validated (``ACHEVE``) or closed (``VALIDE``),
+        newest first (``board.view``; audited): where the steps after the régulation
+        are taken (:meth:`advance_case`)."""
+        rows: list[BoardRow] = await self._call(self._finished, session, limit)
+        return rows
+
     async def board(self, session: Session) -> BoardSnapshot:
         """Every open case (``board.view``; audited)."""
         snapshot: BoardSnapshot = await self._call(self._board, session)
