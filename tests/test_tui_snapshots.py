@@ -146,3 +146,31 @@ def test_the_decision_form(snap_compare, world) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@needs_codes
+def test_the_board_at_80x24(snap_compare, world) -> None:
+    """The smallest terminal a physician may have: every key and column whole."""
+    app, account = app_for(world, "dr-board80")
+
+    async def run_before(pilot) -> None:
+        await signed_in(pilot, account)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+@needs_codes
+def test_a_case_at_80x24(snap_compare, world) -> None:
+    app, account = app_for(world, "dr-case80")
+
+    async def run_before(pilot) -> None:
+        await signed_in(pilot, account)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, CaseScreen)
+                    and pilot.app.screen.detail is not None)  # fmt: skip
+        await pilot.press("5")  # the Triage tab, by its key: its content holds no clock
+        await until(pilot, lambda: pilot.app.screen.query_one(TabbedContent).active
+                    == "tab-triage")  # fmt: skip
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

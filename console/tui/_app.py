@@ -13,6 +13,8 @@ running underneath, visible: priorities, scores, alarms and the bell never stop.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Iterable
 
@@ -26,6 +28,21 @@ from textual.widgets import Input, Label, Static
 from console.auth import AuthError, Role, Session
 from console.services import BoardRow, RegulationService
 from console.tui._backend import Backend
+
+
+def _use_the_terminal_size() -> None:
+    """On a real terminal, size the screen by the terminal, not by COLUMNS and LINES.
+
+    Textual reads the size with ``shutil.get_terminal_size()``, which believes those
+    variables over the terminal: values a parent process left in the environment (GNU
+    readline exports them when imported, so a Python or pytest parent does) pinned the
+    console at 80×24 in a larger terminal, and at that size through every resize. Under
+    textual-serve (no terminal) the web driver reads COLUMNS itself: left alone.
+    """
+    stream = sys.__stdout__
+    if stream is not None and stream.isatty():
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
 
 
 class UnlockScreen(ModalScreen[Session | None]):
@@ -97,8 +114,11 @@ class SamuApp(App[None]):
         Binding("f1", "toggle_help", "Aide", id="app.help", tooltip="Help for the focused widget"),
         Binding("ctrl+q", "quit", "Quitter", id="app.quit", priority=True),
     ]
+    #: What a narrow footer may leave out (see FitFooter): never F1, which lists every key.
+    FOOTER = {"app.quit": ("", 3)}
 
     def __init__(self, backend: Backend, *, quit_after_s: float | None = None) -> None:
+        _use_the_terminal_size()
         super().__init__()
         self.backend = backend
         self._quit_after_s = quit_after_s
@@ -286,6 +306,31 @@ class RegulationApp(SamuApp):
 
         self.push_screen(ReportScreen(case_id))
 
+    def record_call(self, site: str = "") -> None:
+        """The call form (a case by hand); the case it lands on is then opened."""
+        from console.tui._lifecycle import CallScreen
+
+        api = self.backend.api
+        if api is None:
+            self.notify("The system is still starting.", severity="warning")
+            return
+        try:
+            codes = api.codes()
+        except Exception as exc:
+            self.notify(f"Calls unavailable: {exc}", severity="error")
+            return
+
+        def opened(case_id: str | None) -> None:
+            if case_id is not None:
+                self.open_case(case_id)
+
+        self.push_screen(CallScreen(codes, site=site), opened)
+
+    def show_finished(self) -> None:
+        from console.tui._lifecycle import FinishedScreen
+
+        self.push_screen(FinishedScreen())
+
     def show_devices(self) -> None:
         from console.tui._admin import DevicesScreen
 
@@ -321,10 +366,18 @@ class RegulationApp(SamuApp):
             if not actions & bound:  # the screen's own key already lists it once
                 yield SystemCommand(title, help_text, run_it)
         for binding in getattr(screen, "BINDINGS", []):
-            if isinstance(binding, Binding) and binding.description and binding.show:
-                action = binding.action
+            # Every key of the screen, those a narrow footer leaves out and the case's tab
+            # keys (not in the footer) included; not those the screen turns off.
+            if not isinstance(binding, Binding) or not binding.description:
+                continue
+            if screen.check_action(binding.action, ()) is False:
+                continue
+            action = binding.action
+            first = binding.key.split(",", 1)[0]
+            keys = binding.key_display or self.get_key_display(Binding(first, action))
+            help_text = f"{binding.tooltip} ({keys})" if binding.tooltip else keys
 
-                def run(action: str = action, screen: Screen[object] = screen) -> None:
-                    self.call_later(screen.run_action, action)
+            def run(action: str = action, screen: Screen[object] = screen) -> None:
+                self.call_later(screen.run_action, action)
 
-                yield SystemCommand(binding.description, binding.tooltip or binding.key, run)
+            yield SystemCommand(binding.description, help_text, run)

@@ -11,40 +11,46 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from console.auth import Role
 from console.services import Alarm, BoardRow
 from console.tui._board_model import RANK, BoardModel, priority_of
+from console.tui._fit import Col, Planned, plan_columns
 from console.tui._format import MASK, age, badge, news2_text, short_case, stale
+from console.tui._widgets import FitFooter
 
 if TYPE_CHECKING:
     from console.tui._app import RegulationApp
 
+#: The board's columns, what matters first: priority, the age of the last data, where and
+#: who, NEWS2 and its trend, then the reasons, which take the width left. At narrow
+#: widths the implant column shrinks to its icon and alert count and the least needed
+#: columns are left out, the case number first (the banner and the case screen show it).
 COLUMNS = (
-    ("prio", "Prio"),
-    ("case", "Affaire"),
-    ("site", "Site"),
-    ("resident", "Patient"),
-    ("news2", "NEWS2"),
-    ("trend", "Tend."),
-    ("course", "Évolution"),
-    ("qsofa", "qSOFA"),
-    ("last", "Dernière donnée"),
-    ("implant", "Implant"),
-    ("video", "Vidéo"),
-    ("reasons", "Motifs"),
+    Col("prio", "Prio", 4),
+    Col("last", "Il y a", 6),
+    Col("site", "Site", 20),
+    Col("resident", "Patient", 14),
+    Col("news2", "NEWS2", 5),
+    Col("implant", "Implant", 20, drop=1, short="♥", narrow=3),
+    Col("qsofa", "qSOFA", 5, drop=2),
+    Col("video", "Vidéo", 17, drop=3),
+    Col("course", "Évolution", 12, drop=4),
+    Col("case", "Affaire", 19, drop=5),
+    Col("reasons", "Motifs", 20, drop=2, flex=True, wants=20),
 )
-_LAST = [key for key, _ in COLUMNS].index("last")
 FLASH_S = 6.0
 STALE_S = 300.0
 POLL_S = 2.0
@@ -56,17 +62,37 @@ class AlarmBanner(Static):
     HELP = "Alarms stay here until acknowledged with **a**; each one rang the bell once."
 
 
-class BoardTable(DataTable[Text | str]):
-    """The board's table (its own class so F1 explains it)."""
-
-    HELP = """\
+HELP = """\
 **Board**: open cases by priority (P0 red, P1 orange, P2 yellow, P3 grey), then age.
-Enter/o opens the selected case, d records a decision, r shows its compte rendu,
-a acknowledges alarms, v lists devices, u opens the audit screen (auditeurs).
-NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
+Enter/o opens the selected case, d records a decision, r shows its compte rendu (CR),
+a acknowledges alarms, n records a call (a case by hand: régulateur, ARM), t lists the
+finished cases to validate or close, v lists devices, u opens the audit screen (auditeurs), ctrl+l
+locks, ctrl+d signs out, ctrl+q quits. A narrow footer leaves some keys out: all are
+listed below and in the command palette (ctrl+p).
+
+*Il y a*: age of the last data (dimmed when stale). NEWS2 is coloured by risk, * means a
+parameter is missing, ↑↓→ is its trend. ♥: implant alerts (how many, the first). A
+narrow board leaves out the case number, the NEWS2 course, video and qSOFA first.
 """
 
-    def set_cells(self, changes: dict[str, dict[str, Text | str]]) -> None:
+
+class BoardTable(DataTable[Text]):
+    """The board's table (its own class so F1 explains it)."""
+
+    HELP = HELP
+
+    def order_rows(self, order: Sequence[str]) -> None:
+        """Put the rows in this order of case ids, moving no cell and measuring nothing.
+
+        ``sort`` hands its key function the cells of the columns it sorts by, not the
+        row keys; the case number's column, which would give them, is left out of a
+        narrow board. Each row's priority cell is its own object: it tells rows apart.
+        """
+        rank = {id(self.get_cell(key, "prio")): i for i, key in enumerate(order)
+                if key in self.rows}  # fmt: skip
+        self.sort("prio", key=lambda prio: rank.get(id(prio), len(rank)))
+
+    def set_cells(self, changes: dict[str, dict[str, Text]]) -> None:
         """Set cells of several rows and re-render only those rows.
 
         ``update_cell`` bumps the table's update count, which every render cache keys
@@ -101,11 +127,26 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         self.refresh()
 
 
-def _same(a: Text | str, b: Text | str) -> bool:
+def _same(a: Text, b: Text) -> bool:
     """Whether two cells render alike (rich's ``Text ==`` ignores the base style)."""
-    if isinstance(a, Text) and isinstance(b, Text):
-        return a.plain == b.plain and str(a.style) == str(b.style) and a.spans == b.spans
-    return a == b
+    return a.plain == b.plain and str(a.style) == str(b.style) and a.spans == b.spans
+
+
+def _implant(row: BoardRow) -> tuple[str, str]:
+    """The implant cell, and its narrow form: the alerts' count and the first by name
+    (the case's Implant tab lists them all), or only the icon and the count."""
+    alerts = row.implant_alerts
+    if not alerts:
+        return "", ""
+    count = f"{len(alerts)}" if len(alerts) > 1 else ""
+    return f"♥{count} {alerts[0]}", f"♥{count}"
+
+
+def _cell(text: Text) -> Text:
+    """A cell on one line, ending in … when its column is narrower (never wrapped)."""
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
 
 
 class BoardScreen(Screen[None]):
@@ -113,29 +154,50 @@ class BoardScreen(Screen[None]):
 
     CSS = """
     AlarmBanner { height: auto; max-height: 7; background: $error 30%;
-                  padding: 0 1; display: none; }
+                  padding: 0 1; display: none; text-wrap: nowrap; text-overflow: ellipsis; }
     AlarmBanner.active { display: block; }
-    #board { height: 1fr; }
+    #board { height: 1fr; scrollbar-gutter: stable; scrollbar-size-vertical: 1; }
     #status { height: 1; color: $text-muted; padding: 0 1; }
     """
 
     BINDINGS = [
-        Binding("enter,o", "open_case", "Ouvrir", id="board.open", tooltip="Open the case"),
+        Binding(
+            "enter,o",
+            "open_case",
+            "Ouvrir",
+            key_display="⏎",
+            id="board.open",
+            tooltip="Open the case (Enter or o)",
+        ),
         Binding("d", "decide", "Décider", id="board.decide", tooltip="Record a decision"),
         Binding("r", "report", "Compte rendu", id="board.report"),
         Binding("a", "acknowledge", "Acquitter", id="board.ack", tooltip="Acknowledge alarms"),
+        Binding("n", "call", "Appel", id="board.call", tooltip="A call: open a case by hand"),
+        Binding(
+            "t",
+            "finished",
+            "Terminées",
+            id="board.finished",
+            tooltip="Finished cases: validate, close",
+        ),
         Binding("v", "devices", "Dispositifs", id="board.devices"),
         Binding("u", "audit", "Audit", id="board.audit", tooltip="Audit (auditeur only)"),
         Binding("ctrl+l", "app.lock", "Verrouiller", id="app.lock"),
         Binding("ctrl+d", "app.logout", "Déconnexion", id="app.logout"),
     ]
+    #: What a narrow footer shortens or leaves out (see FitFooter): the keys of the
+    #: case in hand and of the alarms stay; signing out and the devices go first.
+    FOOTER = {
+        "board.report": ("CR", 0),
+        "board.call": ("Appel", 2),
+        "board.finished": ("Term.", 2),
+        "board.devices": ("Disp.", 2),
+        "board.audit": ("", 1),
+        "app.lock": ("Verrou", 1),
+        "app.logout": ("Déconn.", 3),
+    }
 
-    HELP = """\
-**Board**: open cases by priority (P0 red, P1 orange, P2 yellow, P3 grey), then age.
-Enter/o opens the selected case, d records a decision, r shows its compte rendu,
-a acknowledges alarms, v lists devices, u opens the audit screen (auditeurs).
-NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
-"""
+    HELP = HELP
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,7 +206,11 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         self.flash_until: dict[str, float] = {}
         self._order: list[str] = []
         #: The cells last rendered per case (what the table shows), for the cell diff.
-        self._shown: dict[str, list[Text | str]] = {}
+        self._shown: dict[str, dict[str, Text]] = {}
+        #: The columns shown (fitted to the table's width) and each one's widest content.
+        self._plan: tuple[Planned, ...] = ()
+        self._widths: dict[str, int] = {}
+        self._widest: dict[str, int] = {}
         self._ages_at = 0.0
         self._sorted_at = 0.0
         self._sort_now = False
@@ -163,13 +229,11 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         yield AlarmBanner(id="alarms")
         yield BoardTable(id="board", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one("#board", DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        table.focus()
+        # The columns come with the first render tick, fitted to the table's width.
+        self.query_one("#board", DataTable).focus()
         self.set_interval(0.25, self.render_tick)
         self.run_worker(self._follow(), name="board-updates", exit_on_error=False)
 
@@ -284,52 +348,61 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         more = len(self.alarms) - 6
         if more > 0:
             lines.append(f"… and {more} more (a: acknowledge)")
-        banner.update("\n".join(lines))
+        banner.update(Text("\n".join(lines)))  # as written: a site or reason is no markup
         banner.set_class(bool(self.alarms), "active")
 
     # ------------------------------------------------------------------ render tick
 
-    def _cells(self, row: BoardRow) -> list[Text | str]:
+    def _cells(self, row: BoardRow) -> dict[str, Text]:
+        """Every column's cell for one case (the plan picks those shown), as Text: a
+        DataTable reads a str cell as markup, and a site or a reason from outside
+        ("[link=…]", a stray "[/]") must show as written."""
         locked = self.samu.locked
         ring = self.model.history.get(row.case_id)
         flashing = self.flash_until.get(row.case_id, 0.0) > time.monotonic()
         prio = badge(priority_of(row))
         if flashing and int(time.monotonic() * 2) % 2 == 0:
             prio.stylize("reverse")
-        resident = MASK if locked else ", ".join(p.split("/", 1)[-1] for p in row.patients)
-        last = self._age_cell(row, self.samu.backend.clock())
-        # The first alert by name and how many more (the case's Implant tab lists
-        # them all): a long list must not push the age and reasons off the screen.
-        alerts = row.implant_alerts
-        implant = (
-            Text(f"♥ {alerts[0]}" + (f" +{len(alerts) - 1}" if len(alerts) > 1 else ""),
-                 style="bold red")
-            if alerts
-            else Text("")
-        )  # fmt: skip
-        # Text, not str: a DataTable reads a str cell as markup, and a site or a reason
-        # from outside ("[link=…]", a stray "[/]") must show as written.
-        return [
-            prio,
-            Text(short_case(row.case_id)),
-            Text(row.site),
-            Text(resident),
-            news2_text(row.news2, row.news2_complete),
-            ring.trend() if ring else "",
-            ring.sparkline() if ring else "",
-            "–" if row.qsofa is None else str(row.qsofa),
-            last,
-            implant,
-            Text(row.video or ""),
-            Text("; ".join(row.reasons[:3])),
-        ]
+        residents = ", ".join(p.split("/", 1)[-1] for p in row.patients)
+        news2 = news2_text(row.news2, row.news2_complete)
+        if ring is not None and row.news2 is not None:
+            news2.append(f" {ring.trend()}")
+        implant, icon = _implant(row)
+        if cell_len(implant) > self._widths.get("implant", 0):
+            implant = icon  # a narrow board: the icon and the count
+        cells = {
+            "prio": prio,
+            "last": self._age_cell(row, self.samu.backend.clock()),
+            "site": Text(row.site),
+            "resident": Text(MASK if locked else residents),
+            "news2": news2,
+            "implant": Text(implant, style="bold red"),
+            "qsofa": Text("–" if row.qsofa is None else str(row.qsofa)),
+            "video": Text(row.video or ""),
+            "course": Text(ring.sparkline() if ring else ""),
+            "case": Text(short_case(row.case_id)),
+            "reasons": Text("; ".join(row.reasons[:3])),
+        }
+        for text in cells.values():
+            _cell(text)
+        return cells
+
+    def _measure(self, row: BoardRow) -> None:
+        """Widen the columns' widest content (what the plan fits) with this row's."""
+        widest = self._widest
+        natural = (("site", row.site), ("implant", _implant(row)[0]),
+                   ("resident", ", ".join(p.split("/", 1)[-1] for p in row.patients)),
+                   ("video", row.video or ""), ("case", short_case(row.case_id)))  # fmt: skip
+        for key, text in natural:
+            if cell_len(text) > widest.get(key, 0):
+                widest[key] = cell_len(text)
 
     @staticmethod
     def _age_cell(row: BoardRow, now: datetime) -> Text:
         last = Text(age(row.updated_at, now))
         if stale(row.updated_at, STALE_S, now):
             last.stylize("dim")
-        return last
+        return _cell(last)
 
     def render_tick(self) -> None:
         """Fixed-rate render inside one batch update, touching only what changed.
@@ -341,19 +414,31 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
         re-rendered for every row once a second: a row whose data stopped must show its
         data getting old, not the age it had at its last change.
         """
+        table = self.query_one("#board", BoardTable)
+        width = table.scrollable_content_region.width
+        if not width:
+            return  # not laid out yet: the columns are fitted to the width
         now = time.monotonic()
         flashing = {k for k, t in self.flash_until.items() if t > now - 0.5}
         dirty, removed = self.model.take_changes()
         dirty |= flashing & set(self.model.rows)
+        for case_id in dirty:
+            if case_id in self.model.rows:
+                self._measure(self.model.rows[case_id])
         ages_due = now - self._ages_at >= 1.0
         if ages_due:
             self._ages_at = now
-        table = self.query_one("#board", BoardTable)
         shown = self._shown
         selected = self.selected_case()  # before any change: the cursor follows its case
-        updates: dict[str, dict[str, Text | str]] = {}
+        updates: dict[str, dict[str, Text]] = {}
         added = False
+        plan = plan_columns(COLUMNS, width, self._widest)
         with self.app.batch_update():
+            if plan != self._plan:
+                self._relayout(table, plan)
+                dirty = set(self.model.rows)
+                removed = set()
+            visible = tuple(self._widths)
             for case_id in removed:
                 if shown.pop(case_id, None) is not None:
                     table.remove_row(case_id)
@@ -364,13 +449,11 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
                 cells = self._cells(changed)
                 before = shown.get(case_id)
                 if before is None:
-                    table.add_row(*cells, key=case_id)
+                    table.add_row(*(cells[key] for key in visible), key=case_id)
                     added = True
                 else:
                     diff = {
-                        key: new
-                        for (key, _), new, old in zip(COLUMNS, cells, before, strict=True)
-                        if not _same(new, old)
+                        key: cells[key] for key in visible if not _same(cells[key], before[key])
                     }
                     if diff:
                         updates[case_id] = diff
@@ -382,8 +465,8 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
                     if drawn is None or case_id in dirty:
                         continue
                     last = self._age_cell(row, clock)
-                    if not _same(last, drawn[_LAST]):
-                        drawn[_LAST] = last
+                    if not _same(last, drawn["last"]):
+                        drawn["last"] = last
                         updates.setdefault(case_id, {})["last"] = last
             table.set_cells(updates)
             # Reordering repaints the whole table: at most once a second, except that an
@@ -393,12 +476,22 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
             if order != self._order:
                 self._sorted_at = now
                 self._sort_now = False
-                rank = {short_case(c): i for i, c in enumerate(order)}
-                table.sort("case", key=lambda short: rank.get(str(short), len(rank)))
+                table.order_rows(order)
                 self._order = order
                 if selected in shown:
                     table.move_cursor(row=table.get_row_index(selected))
             self._tick_status()
+
+    def _relayout(self, table: BoardTable, plan: tuple[Planned, ...]) -> None:
+        """Show the planned columns: the table is rebuilt (every row comes back in this
+        tick, in order). Only when the width or the widest content changes."""
+        table.clear(columns=True)
+        for column in plan:
+            table.add_column(column.label, key=column.key, width=column.width)
+        self._plan = plan
+        self._widths = {column.key: column.width for column in plan}
+        self._shown.clear()
+        self._order = []
 
     def _tick_status(self) -> None:
         samu = self.samu
@@ -462,6 +555,22 @@ NEWS2 is coloured by risk; * means a parameter is missing; ↑↓ is the trend.
             return
         self.alarms.clear()
         self._render_banner()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        session = self.samu.session
+        if action == "audit":  # an auditeur's key only: not in others' footers
+            return session is not None and Role.AUDITEUR in session.roles
+        if action == "call":  # régulateur and ARM (case.create)
+            return session is not None and bool({Role.REGULATEUR, Role.ARM} & session.roles)
+        return True
+
+    def action_call(self) -> None:
+        case_id = self.selected_case()
+        row = self.model.rows.get(case_id) if case_id else None
+        self.samu.record_call(row.site if row is not None else "")
+
+    def action_finished(self) -> None:
+        self.samu.show_finished()
 
     def action_devices(self) -> None:
         self.samu.show_devices()

@@ -22,7 +22,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Header,
     Input,
     Label,
@@ -32,12 +31,14 @@ from textual.widgets import (
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from console.cases import DecisionRequest
 from console.services import BoardRow, CaseDetail, VideoEntry, VitalPoint
 from console.tui._board_model import priority_of
 from console.tui._format import MASK, age, badge, news2_text, short_case
+from console.tui._widgets import FitFooter
 
 if TYPE_CHECKING:
     from console.tui._app import RegulationApp
@@ -50,6 +51,17 @@ VITALS = (
     ("8480-6", "PA systolique", "mmHg"),
     ("8310-5", "Température", "°C"),
     ("41653-7", "Glycémie", "mg/dL"),
+)
+
+#: The case's tabs: pane id, title, the key that shows it and that key's place on a
+#: French AZERTY keyboard, where the top row types & é " ' ( - without Shift.
+TABS = (
+    ("tab-vitals", "Vitals", "1", "ampersand"),
+    ("tab-implant", "Implant", "2", "é"),
+    ("tab-bilan", "Bilan & DLU", "3", "quotation_mark"),
+    ("tab-video", "Video", "4", "apostrophe"),
+    ("tab-triage", "Triage", "5", "left_parenthesis"),
+    ("tab-trail", "Trail", "6", "minus"),
 )
 
 
@@ -71,7 +83,7 @@ class CaseScreen(_SamuScreen, Screen[None]):
     #tabs { height: 1fr; }
     TabPane { height: 1fr; }
     .vital { height: 3; }
-    .vital Label { width: 46; }
+    .vital Label { width: 48; }
     .vital Sparkline { width: 1fr; }
     #video-actions Button { margin-right: 1; }
     """
@@ -91,12 +103,40 @@ class CaseScreen(_SamuScreen, Screen[None]):
         Binding("w", "withdraw", "Retrait", id="case.withdraw", tooltip="Consent withdrawn"),
         Binding("f5", "reload", "Actualiser", id="case.reload"),
         Binding("escape", "app.pop_screen", "Retour", id="case.back"),
+        # The tabs' keys: digits, which no other key of this screen uses and which no
+        # text field sees (the case has none; the consent and decision forms are modal
+        # screens, whose fields get every key). Not alt+letter: a terminal sends it as
+        # Esc then the letter, and Esc is "back" here. Shown on the tabs themselves.
+        *(
+            Binding(
+                f"{digit},{azerty}",
+                f"show_tab('{pane}')",
+                f"Onglet {title}",
+                key_display=digit,
+                show=False,
+                id=f"case.{pane}",
+            )
+            for pane, title, digit, azerty in TABS
+        ),
     ]
+    #: What a narrow footer shortens or leaves out (see FitFooter): the decision, the
+    #: compte rendu and Esc stay; the video keys are also buttons on the Video tab.
+    FOOTER = {
+        "case.report": ("CR", 0),
+        "case.span": ("1h/24h", 1),
+        "case.consent": ("Consent.", 2),
+        "case.link": ("Lien", 3),
+        "case.withdraw": ("", 4),
+        "case.reload": ("", 5),
+    }
 
     HELP = """\
-**Case**: tabs Vitals (trend over 1 h, h for 24 h), Implant, Bilan & DLU, Video,
-Triage (score breakdown and reasons), Trail (who accessed this record).
-d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
+**Case**: tabs 1 Vitals (trend over 1 h, h for 24 h), 2 Implant, 3 Bilan & DLU,
+4 Video, 5 Triage (score breakdown and reasons), 6 Trail (who accessed this record):
+the digit shows its tab (on AZERTY, the same keys without Shift: & é " ' ( -).
+d: decision, r: compte rendu, c/l/w: the caller's video consent, link sent,
+withdrawal; F5 reads the case again; Esc: back. A narrow footer leaves some keys out:
+all are listed below and in the command palette (ctrl+p).
 """
 
     def __init__(self, case_id: str) -> None:
@@ -110,27 +150,28 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"Affaire {self.case_id} — chargement…", id="head")
+        titles = {pane: f"{digit} {title}" for pane, title, digit, _ in TABS}
         with TabbedContent(id="tabs"):
-            with TabPane("Vitals", id="tab-vitals"), VerticalScroll():
+            with TabPane(titles["tab-vitals"], id="tab-vitals"), VerticalScroll():
                 for code, label, unit in VITALS:
                     with Horizontal(classes="vital"):
                         yield Label(f"{label} ({unit})", id=f"lbl-{code.replace('-', '_')}")
                         yield Sparkline([], id=f"spark-{code.replace('-', '_')}")
-            with TabPane("Implant", id="tab-implant"):
+            with TabPane(titles["tab-implant"], id="tab-implant"):
                 yield DataTable(id="implant", cursor_type="row")
-            with TabPane("Bilan & DLU", id="tab-bilan"), VerticalScroll():
+            with TabPane(titles["tab-bilan"], id="tab-bilan"), VerticalScroll():
                 yield Static("", id="bilan")
-            with TabPane("Video", id="tab-video"):
+            with TabPane(titles["tab-video"], id="tab-video"):
                 yield Static("", id="video", markup=False)
                 with Horizontal(id="video-actions"):
                     yield Button("Lien envoyé (l)", id="btn-link")
                     yield Button("Consentement (c)", id="btn-consent")
                     yield Button("Retrait (w)", id="btn-withdraw")
-            with TabPane("Triage", id="tab-triage"), VerticalScroll():
+            with TabPane(titles["tab-triage"], id="tab-triage"), VerticalScroll():
                 yield Static("", id="triage", markup=False)
-            with TabPane("Trail", id="tab-trail"):
+            with TabPane(titles["tab-trail"], id="tab-trail"):
                 yield DataTable(id="trail", cursor_type="row")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#implant", DataTable).add_columns("Heure", "Événement", "Détail")
@@ -180,11 +221,15 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             return
         row = detail.row
         locked = self.samu.locked
-        residents = escape(MASK if locked else ", ".join(row.patients))
+        # Two lines, who then how bad, each within 80 columns: the site is beside the
+        # patient, so a resident of this site is named without it.
+        here = f"{row.site}/"
+        patients = ", ".join(p.removeprefix(here) for p in row.patients)
+        residents = escape(MASK if locked else patients)
         news2 = news2_text(row.news2, row.news2_complete).markup
         head = (
             f"{badge(priority_of(row)).markup} Affaire {short_case(row.case_id)}  "
-            f"{escape(row.site)}  patient {residents}  NEWS2 {news2}  "
+            f"{escape(row.site)}  patient {residents}\nNEWS2 {news2}  "
             f"qSOFA {row.qsofa if row.qsofa is not None else '–'}  statut {row.status}  "
             f"ouverte il y a {age(row.opened_at, self.samu.backend.clock())}"
         )
@@ -297,6 +342,12 @@ d: decision, r: compte rendu, c: record the caller's video consent, Esc: back.
             )
         self.query_one("#triage", Static).update("\n".join(lines))
 
+    def action_show_tab(self, pane: str) -> None:
+        """Show one tab (its key: 1 to 6), the focus on the tab bar."""
+        tabs = self.query_one("#tabs", TabbedContent)
+        tabs.active = pane
+        tabs.query_one(Tabs).focus()
+
     def action_span(self) -> None:
         self.span_s = 86_400.0 if self.span_s <= 3600 else 3600.0
         self._render_vitals()
@@ -349,13 +400,16 @@ class ConsentScreen(_SamuScreen, ModalScreen[bool]):
 
     CSS = """
     ConsentScreen { align: center middle; }
-    #consent { width: 80; height: auto; border: thick $accent; padding: 1 2; background: $panel; }
+    #consent { width: 80; max-width: 100%; height: auto; max-height: 100%;
+               border: thick $accent; padding: 1 2; background: $panel; }
     #consent Input, #consent Select { margin-bottom: 1; }
     #consent-error { color: $error; height: auto; }
     """
     BINDINGS = [
         Binding("escape", "cancel", "Annuler", id="consent.cancel"),
         Binding("ctrl+s", "save", "Enregistrer", id="consent.save"),
+        # A modal screen stops the app's keys: F1 again, for the help of this form.
+        Binding("f1", "app.toggle_help", "Aide", id="app.help"),
     ]
     HELP = "Who consents (or withdraws), their relation to the patient, how; ctrl+s records."
 
@@ -378,6 +432,7 @@ class ConsentScreen(_SamuScreen, ModalScreen[bool]):
             yield Select([("oral", "oral"), ("écrit", "written"), ("par SMS", "sms")],
                          value="oral", id="consent-how", allow_blank=False)  # fmt: skip
             yield Static("", id="consent-error")
+        yield FitFooter()  # this form's keys, not those of the case beneath
 
     def action_cancel(self) -> None:
         self.dismiss(False)
@@ -428,10 +483,11 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
 
     CSS = """
     DecisionScreen { align: center middle; }
-    #form { width: 96; max-height: 100%; height: auto; border: thick $accent;
+    #form { width: 96; max-width: 100%; max-height: 100%; height: auto; border: thick $accent;
             padding: 0 2; background: $panel; }
     #fields { grid-size: 2; grid-columns: 26 1fr; grid-rows: 1; grid-gutter: 1 1;
               height: auto; margin: 1 0; }
+    #title { width: 1fr; }
     #fields Label { color: $text-muted; }
     #error { color: $error; height: auto; }
     #form Horizontal { height: auto; }
@@ -440,6 +496,8 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
     BINDINGS = [
         Binding("escape", "cancel", "Annuler", id="decision.cancel"),
         Binding("ctrl+s", "sign", "Signer", id="decision.sign", tooltip="Sign the decision"),
+        # A modal screen stops the app's keys: F1 again, for the help of this form.
+        Binding("f1", "app.toggle_help", "Aide", id="app.help"),
     ]
 
     HELP = "Choose each code, give a reason when you differ from the suggestion, ctrl+s signs."
@@ -453,8 +511,9 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
         row = self.row
         with Vertical(id="form"):
             yield Label(
-                f"[b]Décision[/b] — affaire {short_case(row.case_id)} ({row.site}); "
-                f"priorité suggérée {row.suggested_priority}"
+                f"[b]Décision[/b] — affaire {short_case(row.case_id)} ({escape(row.site)}); "
+                f"priorité suggérée {row.suggested_priority}",
+                id="title",
             )
             # One line per field (compact widgets, labels beside them) so the whole form,
             # buttons included, fits an 80x24 terminal: nothing a physician must fill in
@@ -485,6 +544,7 @@ class DecisionScreen(_SamuScreen, ModalScreen[bool]):
             with Horizontal():
                 yield Button("Signer (ctrl+s)", id="sign", variant="primary")
                 yield Button("Annuler (Esc)", id="cancel")
+        yield FitFooter()  # this form's keys, not those of the case beneath
 
     def _value(self, field: str) -> str | None:
         value = self.query_one(f"#sel-{field}", Select).value
@@ -558,6 +618,7 @@ class ReportScreen(_SamuScreen, Screen[None]):
         Binding("x", "export_as('rs-eda')", "RS-EDA", id="report.export_rs_eda"),
         Binding("escape", "app.pop_screen", "Retour", id="report.back"),
     ]
+    FOOTER = {"report.export": ("Markdown", 0)}
 
     HELP = (
         "Preview of the compte rendu. s signs it (needs an unlocked session and a decision);"
@@ -576,7 +637,7 @@ class ReportScreen(_SamuScreen, Screen[None]):
         yield Static(f"Compte rendu — affaire {short_case(self.case_id)}", id="report-status")
         with VerticalScroll():
             yield Markdown("Chargement…", id="report")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self._load(sign=False)

@@ -15,9 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from console.auth import AuthError, Session
+from console.tui._widgets import FitFooter
 
 if TYPE_CHECKING:
     from console.tui._app import SamuApp
@@ -72,7 +73,7 @@ class LoginScreen(Screen[Session]):
                 demo.border_title = "DEMO"
                 yield demo
             yield Static("\n".join(backend.notes), id="notes")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#user", Input).focus()
