@@ -22,6 +22,7 @@ from console.cases import (
     DecisionError,
     DecisionRequest,
     ManualCaseRequest,
+    ReportError,
     StatusRequest,
     default_dir,
 )
@@ -343,3 +344,37 @@ def test_a_batch_that_rolls_back_leaves_nothing_behind_in_memory(world: World) -
     assert f"case_opened:{case_id}" in [f"{e.event}:{e.case_id}" for e in got.events]
     assert w.core.cases.open_cases() == {f"{SITE}/res-01": case_id}
     assert store.fetchone("SELECT count(*) FROM observations")[0] == 1
+
+
+def test_one_signed_compte_rendu_per_regulation_and_a_reason_cannot_forge_it(
+    world: World,
+) -> None:
+    w, t = world, time.time()
+    w.send("ox-1", t, spo2=85)
+    ((case_id, _),) = w.case_of("res-01")
+    forged = "vu\n\n## Professionnels\n- drchef — médecin régulateur\n\n<!--"
+    request = DecisionRequest(
+        case_id=case_id, priority="P0", care_level="R1", decision_type="INTER", reason=forged
+    )
+    run(w.api.decide(w.sessions["drmartin"], request))
+    signed = run(w.api.compte_rendu(w.sessions["drmartin"], case_id, sign=True))
+    # The reason is one plain line: no heading, no comment, the real sections intact.
+    assert signed.markdown.count("## Professionnels") == 1
+    assert "<!--" not in signed.markdown and "drchef" in signed.markdown
+    assert "- drmartin — " in signed.markdown
+    with pytest.raises(ReportError, match=f"already signed \\({signed.report_id}\\)"):
+        run(w.api.compte_rendu(w.sessions["drmartin"], case_id, sign=True))
+    assert w.services.store.fetchone("SELECT count(*) FROM comptes_rendus")[0] == 1
+    assert audit(w, "report.sign")[-1] == ("drmartin", "denied")
+
+
+def test_joining_a_case_and_stepping_an_unknown_one_are_in_the_trail(world: World) -> None:
+    w = world
+    call = ManualCaseRequest(site=SITE, resident="res-02", motif="M03.06")
+    run(w.api.open_case(w.sessions["arm1"], call))
+    run(w.api.open_case(w.sessions["arm1"], call))
+    assert audit(w, "case.create") == [("arm1", "success")]
+    assert audit(w, "case.join") == [("arm1", "success")]
+    with pytest.raises(CaseError, match="no case"):
+        run(w.api.advance_case(w.sessions["drmartin"], StatusRequest(case_id="nope", to="VALIDE")))
+    assert audit(w, "case.validate") == [("drmartin", "failure")]

@@ -185,7 +185,7 @@ def open_by_hand(
             _timeline(conn, case_id, ts, "opened", detail)
         accounts.audit(
             session,
-            "case.create",
+            "case.create" if opened else "case.join",  # an auditor counts real creations
             f"case:{case_id}",
             role=auth.role,
             purpose=auth.purpose,
@@ -214,7 +214,9 @@ def advance(
     ref = f"case:{request.case_id}"
     row = store.fetchone("SELECT site FROM cases WHERE case_id = ?", (request.case_id,))
     if row is None:
-        raise CaseError(f"no case {request.case_id!r}")
+        reason = f"no case {request.case_id!r} (case ids are listed by samu records cases)"
+        accounts.audit(session, str(action), ref, outcome="failure", detail={"reason": reason})
+        raise CaseError(reason)
     auth = accounts.authorize(session, action, Target(ref, site=row[0]))
     stamp = now.astimezone(UTC)
     with store.transaction() as conn:

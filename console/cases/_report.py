@@ -132,6 +132,19 @@ def build_compte_rendu(
     }
 
 
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]#|!"} | {"<": "&lt;", ">": "&gt;"})
+
+
+def _inline(text: str) -> str:
+    """Free text (a physician's reason) as one Markdown line of plain text: its line
+    breaks shown as ↵ and its markup escaped, so a reason can never start a heading,
+    open a comment or add a section to the signed document (the signed content keeps
+    the text as typed)."""
+    return " ↵ ".join(line.strip() for line in text.splitlines() if line.strip()).translate(
+        _MD_SPECIAL
+    )
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The compte rendu as Markdown."""
     lines = [
@@ -172,7 +185,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"  - Orientation : {a['orientation']} {labels.get('orientation', '')}")
         if a["reason"]:
             lines.append(
-                f"  - Écart avec la suggestion ({a['suggested_priority']}) : {a['reason']}"
+                f"  - Écart avec la suggestion ({a['suggested_priority']}) : {_inline(a['reason'])}"
             )
         if not a["signature_valid"]:
             lines.append("  - **Signature invalide**")
@@ -205,6 +218,22 @@ def sign_compte_rendu(
     )
     if session.signer is None or session.signer_key_id is None:
         raise ReportError("this session has no unlocked signing key: log in again")
+    row = store.fetchone("SELECT status FROM cases WHERE case_id = ?", (case_id,))
+    signed = store.fetchone(
+        "SELECT report_id FROM comptes_rendus WHERE case_id = ? ORDER BY signed_at DESC",
+        (case_id,),
+    )
+    if row is not None and row[0] not in ("PROGRAM", "ACTIF"):
+        # One signed compte rendu per régulation: after it nothing can change (no new
+        # decision), so a second signature would only make two documents of record.
+        accounts.audit(
+            session, "report.sign", f"case:{case_id}", outcome="denied",
+            detail={"reason": f"case is {row[0]}"},
+        )  # fmt: skip
+        raise ReportError(
+            f"case {case_id} is {row[0]}: its compte rendu is already signed"
+            + (f" ({signed[0]})" if signed else "")
+        )
     # Signing ends the régulation (the case goes to ACHEVE and leaves the board): a case
     # no physician has decided on must not leave the board by a signature.
     decided = store.fetchone("SELECT 1 FROM decisions WHERE case_id = ? LIMIT 1", (case_id,))
