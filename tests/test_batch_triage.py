@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from console.services import RegulationCore, Services, open_services
 from console.settings import Settings
 from protocols import Envelope, Observation, VitalsBody, seal_envelope
 from protocols.topics import topic_for
+from tests.support.sqlite import Commits, refusing
 
 SITE = "ehpad-lilas"
 A, B = f"{SITE}/res-a", f"{SITE}/res-b"
@@ -123,8 +123,8 @@ class Ward:
     def count(self, table: str) -> int:
         return int(self.store.fetchone(f"SELECT count(*) FROM {table}")[0])
 
-    def commits_during(self) -> _Commits:
-        return _Commits(self.store.conn)
+    def commits_during(self) -> Commits:
+        return Commits(self.store.conn)
 
     def at_p1(self) -> str:
         """res-a first P2 (NEWS2 1) at T0, then P1 (NEWS2 5) at STEP: its case id."""
@@ -133,46 +133,6 @@ class Ward:
         case = self.case_of(A)
         assert case is not None and case[2] == "P1"
         return case[0]
-
-
-class _Commits:
-    """Counts the transactions the store's writer connection runs (a trace of its SQL)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self.statements: list[str] = []
-
-    def __enter__(self) -> _Commits:
-        self._conn.set_trace_callback(self.statements.append)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._conn.set_trace_callback(None)
-
-    @property
-    def commits(self) -> int:
-        return sum(1 for s in self.statements if s.strip().upper() == "COMMIT")
-
-
-def _run(path: Path, sql: str) -> None:
-    """``sql`` on another connection to the database file, committed, then closed."""
-    with closing(sqlite3.connect(path)) as other, other:
-        other.execute(sql)
-
-
-@contextmanager
-def failing_inserts(path: Path, table: str) -> Iterator[None]:
-    """The database refuses every row inserted into ``table`` (as a full disk or a
-    constraint would), installed by another connection; removed afterwards."""
-    _run(
-        path,
-        f"CREATE TRIGGER test_refuse_{table} BEFORE INSERT ON {table}"
-        " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    try:
-        yield
-    finally:
-        _run(path, f"DROP TRIGGER test_refuse_{table}")
 
 
 @pytest.fixture
@@ -369,7 +329,7 @@ def test_a_failure_in_triage_leaves_nothing_of_the_batch(ward: Ward) -> None:
     (frames_before,) = ward.store.fetchone("SELECT frames FROM devices WHERE device = 'ox-a'")
     rising = ward.reading(A, STEP, **P1_NEWS2_5)
 
-    with failing_inserts(ward.store.path, "triage_results"):
+    with refusing(ward.store.path, "triage_results"):
         with pytest.raises(sqlite3.DatabaseError, match="refused by the test"):
             ward.core.receive([rising], triage=True)
         assert {t: ward.count(t) for t in tables} == before
@@ -393,7 +353,7 @@ def test_a_rolled_back_batch_leaves_no_news2_history_for_another_resident(ward: 
     """The failed batch had written res-a's NEWS2 into the history ring before its
     transaction rolled back; the rebuilt book renumbered its rows, and res-b, new, was
     given res-a's old row: its NEWS2 3 read as 'risen by 3' and opened a P1 case."""
-    with failing_inserts(ward.store.path, "triage_results"), pytest.raises(sqlite3.DatabaseError):
+    with refusing(ward.store.path, "triage_results"), pytest.raises(sqlite3.DatabaseError):
         ward.send(A, 0, P3_NEWS2_0)
     events = ward.send(B, 30, {"spo2": 94.0, "pulse": 115.0})  # NEWS2 3: P2 on its own
     assert kinds(events) == []
@@ -411,7 +371,7 @@ def test_a_rolled_back_batch_raises_its_incident_again_when_redelivered(ward: Wa
         data["mac"] = "A" * 43
         forged.append(Incoming(r.source, json.dumps(data).encode(), r.received_ts))
     batch = [*forged, ward.reading(A, STEP, **P1_NEWS2_5)]
-    with failing_inserts(ward.store.path, "triage_results"), pytest.raises(sqlite3.DatabaseError):
+    with refusing(ward.store.path, "triage_results"), pytest.raises(sqlite3.DatabaseError):
         ward.core.receive(batch, triage=True)
     assert ward.store.fetchall("SELECT kind FROM incidents") == []
     got = ward.core.receive(batch, triage=True)

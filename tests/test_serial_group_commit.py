@@ -16,7 +16,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from console.records import AuditContext
 from console.services import Received, RegulationCore, Services, open_services
 from console.settings import Settings
 from protocols.codecs import Decoded, DecodeError, get_codec
+from tests.support.sqlite import Commits, refusing
 
 SITE = "ehpad-lilas"
 T0 = datetime(2026, 11, 23, 17, 0, 0, tzinfo=UTC)
@@ -157,46 +158,6 @@ class Host:
         }
 
 
-class _Commits:
-    """Counts the transactions the store's writer connection runs (a trace of its SQL)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self.statements: list[str] = []
-
-    def __enter__(self) -> _Commits:
-        self._conn.set_trace_callback(self.statements.append)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._conn.set_trace_callback(None)
-
-    @property
-    def commits(self) -> int:
-        return sum(1 for s in self.statements if s.strip().upper() == "COMMIT")
-
-
-def _run(path: Path, sql: str) -> None:
-    """``sql`` on another connection to the database file, committed, then closed."""
-    with closing(sqlite3.connect(path)) as other, other:
-        other.execute(sql)
-
-
-@contextmanager
-def refusing(path: Path, table: str, when: str = "1") -> Iterator[None]:
-    """The database refuses rows inserted into ``table`` matching ``when`` (as a full
-    disk or a constraint would), installed by another connection; removed afterwards."""
-    _run(
-        path,
-        f"CREATE TRIGGER test_refuse BEFORE INSERT ON {table} WHEN {when}"
-        " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    try:
-        yield
-    finally:
-        _run(path, "DROP TRIGGER test_refuse")
-
-
 @contextmanager
 def open_host(path: Path) -> Iterator[Host]:
     with open_services(Settings(db=path), create=True) as services:
@@ -222,7 +183,7 @@ def test_the_lines_of_several_ports_are_one_commit_with_one_audit_event(
 ) -> None:
     """Ingest commits every line at once (and the case book applies them in one more
     commit); with ``triage`` (the hub) it is all one commit."""
-    with _Commits(host.store.conn) as trace:
+    with Commits(host.store.conn) as trace:
         got = host.core.receive_lines(three_lines(), NOW, triage=triage)
     assert trace.commits == commits
     assert [shape(r.outcomes) for r in got] == [
@@ -266,7 +227,7 @@ def test_frames_keep_their_order_per_port_and_are_stored_once(host: Host) -> Non
 
 
 def test_a_bad_frame_is_quarantined_with_its_reason_in_the_same_commit(host: Host) -> None:
-    with _Commits(host.store.conn) as trace:
+    with Commits(host.store.conn) as trace:
         got = host.core.receive_lines(three_lines(), NOW, triage=True)
     assert trace.commits == 1  # the quarantined frame with the good ones
 

@@ -290,16 +290,21 @@ class RegulationApp(SamuApp):
     def decide(self, row: BoardRow) -> None:
         from console.tui._case import DecisionScreen
 
+        codes = self._codes("Decisions")
+        if codes is not None:
+            self.push_screen(DecisionScreen(row, codes))
+
+    def _codes(self, what: str) -> dict[str, tuple[tuple[str, str], ...]] | None:
+        """The Hub Santé code lists a form selects from, or None (said on screen)."""
         api = self.backend.api
         if api is None:
             self.notify("The system is still starting.", severity="warning")
-            return
+            return None
         try:
-            codes = api.codes()
+            return api.codes()
         except Exception as exc:
-            self.notify(f"Decisions unavailable: {exc}", severity="error")
-            return
-        self.push_screen(DecisionScreen(row, codes))
+            self.notify(f"{what} unavailable: {exc}", severity="error")
+            return None
 
     def report(self, case_id: str) -> None:
         from console.tui._case import ReportScreen
@@ -310,14 +315,8 @@ class RegulationApp(SamuApp):
         """The call form (a case by hand); the case it lands on is then opened."""
         from console.tui._lifecycle import CallScreen
 
-        api = self.backend.api
-        if api is None:
-            self.notify("The system is still starting.", severity="warning")
-            return
-        try:
-            codes = api.codes()
-        except Exception as exc:
-            self.notify(f"Calls unavailable: {exc}", severity="error")
+        codes = self._codes("Calls")
+        if codes is None:
             return
 
         def opened(case_id: str | None) -> None:
